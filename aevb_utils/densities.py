@@ -1,0 +1,52 @@
+"""Log-densities and KL divergences that the models' ELBO estimators are built from.
+
+Each function sums over the last (data or latent) dimension and returns one value per example.
+Chapter 4 derives them; the model chapters import them rather than write them again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(
+    x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
+) -> torch.Tensor:
+    """log N(x; mean, diag(exp(log_var))), summed over the last dimension."""
+    return -0.5 * (LOG_2PI + log_var + (x - mean) ** 2 / log_var.exp()).sum(-1)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log Bernoulli(x; sigmoid(logits)), summed over the last dimension (stable in logits)."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def kl_gaussians(
+    mean_q: torch.Tensor, log_var_q: torch.Tensor, mean_p: torch.Tensor, log_var_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_q, diag var_q) ‖ N(mean_p, diag var_p)) in closed form, summed over the last dim."""
+    ratio = (log_var_q - log_var_p).exp()
+    return 0.5 * (
+        ratio + (mean_q - mean_p) ** 2 / log_var_p.exp() - 1 - (log_var_q - log_var_p)
+    ).sum(-1)
+
+
+def kl_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag exp(log_var)) ‖ N(0, I)) in closed form, summed over the last dimension."""
+    return 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(-1)
+
+
+def reparameterize(
+    mean: torch.Tensor, log_var: torch.Tensor, num_samples: int | None = None
+) -> torch.Tensor:
+    """z = mean + std * eps with eps ~ N(0, I): a sample whose gradient flows to mean and log_var.
+
+    With `num_samples`, draws that many samples along a new leading dimension.
+    """
+    shape = mean.shape if num_samples is None else (num_samples, *mean.shape)
+    return mean + (0.5 * log_var).exp() * torch.randn(shape, device=mean.device, dtype=mean.dtype)

@@ -1,0 +1,68 @@
+"""Seeding, device choice, CPU threads and the training budget (full or smoke)."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+SMOKE_VARIABLE = "AEVB_SMOKE"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def choose_device(prefer: str | None = None) -> torch.device:
+    """The GPU when one is present, else the CPU; `prefer` (e.g. "cpu") overrides."""
+    if prefer is not None:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_cpu_threads(n: int | None = None) -> int:
+    """Use `n` CPU threads for PyTorch (default: every core this process may use)."""
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = max(1, int(n or 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def is_smoke() -> bool:
+    """True when AEVB_SMOKE=1: the notebook tests run each chapter with a tiny budget."""
+    value = os.environ.get(SMOKE_VARIABLE, "0").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(
+        f"{SMOKE_VARIABLE}={value!r} is not understood; set it to 1 (smoke) or 0 (full)."
+    )
+
+
+def budget(full: T, smoke: T) -> T:
+    """The full training budget, or the smoke budget under AEVB_SMOKE=1.
+
+    Only sizes go through here (steps, samples, points), never a choice of code path,
+    so the smoke run executes exactly the code of the real build.
+    """
+    return smoke if is_smoke() else full
+
+
+def setup(seed: int = 0, threads: int | None = None) -> torch.device:
+    """The first cell of every chapter: seed, set CPU threads, pick and report the device."""
+    seed_everything(seed)
+    n = set_cpu_threads(threads)
+    device = choose_device()
+    mode = "smoke (tiny budget)" if is_smoke() else "full budget"
+    print(f"device: {device}, CPU threads: {n}, torch {torch.__version__}, seed {seed}, {mode}")
+    return device
