@@ -24,6 +24,7 @@ from .evaluation import (
 )
 from .files import CorruptDataError, DataNotFoundError
 from .linear_gaussian import kl_mvn, log_evidence, marginal_covariance, posterior
+from .local_inference import LocalGaussians, fit_local_gaussians, gaussian_entropy, local_elbo
 from .mnist import (
     ImageData,
     bernoulli_binarize,
@@ -44,6 +45,7 @@ __all__ = [
     "DataNotFoundError",
     "Estimate",
     "History",
+    "LocalGaussians",
     "ImageData",
     "NonFiniteELBOError",
     "average_elbo",
@@ -55,6 +57,8 @@ __all__ = [
     "elbo_per_example",
     "factor_analysis_data",
     "fit",
+    "fit_local_gaussians",
+    "gaussian_entropy",
     "gaussian_log_density",
     "image_grid",
     "importance_weighted_log_likelihood",
@@ -64,6 +68,7 @@ __all__ = [
     "kl_standard_normal",
     "latent_scatter",
     "load_binarized_mnist",
+    "local_elbo",
     "load_mnist",
     "log_evidence",
     "log_mean_exp",

@@ -29,7 +29,7 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 def kl_gaussians(
     mean_q: torch.Tensor, log_var_q: torch.Tensor, mean_p: torch.Tensor, log_var_p: torch.Tensor
 ) -> torch.Tensor:
-    """KL(N(mean_q, diag var_q) ‖ N(mean_p, diag var_p)) in closed form, summed over the last dim."""
+    """KL(N(mean_q, diag var_q) ‖ N(mean_p, diag var_p)), closed form, summed over the last dim."""
     ratio = (log_var_q - log_var_p).exp()
     return 0.5 * (
         ratio + (mean_q - mean_p) ** 2 / log_var_p.exp() - 1 - (log_var_q - log_var_p)
