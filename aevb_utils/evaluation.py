@@ -40,10 +40,12 @@ def elbo_per_example(model: torch.nn.Module, data: Data, batch_size: int = 1000)
     """`model.elbo` on every example of `data`, in batches, without gradients (on the CPU)."""
     was_training = model.training
     model.eval()
-    values = []
-    for batch in _batches(data, batch_size, _device_of(model)):
-        values.append(model.elbo(*batch).cpu())
-    model.train(was_training)
+    try:
+        values = [
+            model.elbo(*batch).cpu() for batch in _batches(data, batch_size, _device_of(model))
+        ]
+    finally:
+        model.train(was_training)
     return torch.cat(values)
 
 
@@ -96,13 +98,15 @@ def importance_weighted_log_likelihood(
     was_training = model.training
     model.eval()
     estimates = []
-    for batch in _batches(data, batch_size, _device_of(model)):
-        weights = []
-        for done in range(0, num_samples, samples_per_pass):
-            k = min(samples_per_pass, num_samples - done)
-            weights.append(model.log_importance_weights(*batch, num_samples=k).double())
-        estimates.append(log_mean_exp(torch.cat(weights), dim=0).cpu())
-    model.train(was_training)
+    try:
+        for batch in _batches(data, batch_size, _device_of(model)):
+            weights = []
+            for done in range(0, num_samples, samples_per_pass):
+                k = min(samples_per_pass, num_samples - done)
+                weights.append(model.log_importance_weights(*batch, num_samples=k).double())
+            estimates.append(log_mean_exp(torch.cat(weights), dim=0).cpu())
+    finally:
+        model.train(was_training)
     return mean_with_stderr(torch.cat(estimates))
 
 

@@ -44,7 +44,12 @@ def cache_dir() -> Path:
 
 def offline() -> bool:
     """AEVB_OFFLINE=1 forbids downloads (CI and offline machines)."""
-    return os.environ.get(OFFLINE_VARIABLE, "0") not in ("", "0")
+    value = os.environ.get(OFFLINE_VARIABLE, "0").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{OFFLINE_VARIABLE}={value!r} is not understood; set it to 1 or 0.")
 
 
 def md5sum(path: Path) -> str:
@@ -55,7 +60,13 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, destination: Path, md5: str | None, timeout: float) -> None:
+def _fetch(
+    url: str,
+    destination: Path,
+    md5: str | None,
+    timeout: float,
+    validate: Callable[[Path], object] | None = None,
+) -> None:
     """Download `url` to a temporary file beside `destination`, check it, then rename it."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
@@ -72,6 +83,14 @@ def _fetch(url: str, destination: Path, md5: str | None, timeout: float) -> None
             raise CorruptDataError(
                 f"checksum mismatch for {url}: md5 {digest.hexdigest()}, expected {md5}"
             )
+        if validate is not None:
+            try:
+                validate(tmp)
+            except CorruptDataError as error:
+                raise CorruptDataError(
+                    f"the file downloaded from {url} is not valid: {error}"
+                ) from error
+        tmp.chmod(0o644)  # mkstemp creates owner-only files; data files are for every user
         os.replace(tmp, destination)  # atomic: the final name only ever holds a complete file
     finally:
         tmp.unlink(missing_ok=True)
@@ -105,12 +124,9 @@ def locate(
     else:
         for url in urls:
             try:
-                _fetch(url, cached / name, md5, timeout)
-                if validate is not None:
-                    validate(cached / name)
+                _fetch(url, cached / name, md5, timeout, validate)
                 return cached / name
             except CorruptDataError as error:
-                (cached / name).unlink(missing_ok=True)
                 errors.append(str(error))
             except (OSError, urllib.error.URLError) as error:
                 errors.append(f"{url}: {error}")
@@ -137,7 +153,7 @@ def cached_array(source: Path, tag: str, parse: Callable[[Path], np.ndarray]) ->
     if target.is_file():
         try:
             return np.load(target, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # EOFError: an empty file
             target.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     array = parse(source)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -147,10 +147,14 @@ def fit(
         value = -loss.item()
         if not math.isfinite(value):
             bar.close()
+            before = (
+                f"the last finite value was {last_finite[1]:.4g} at step {last_finite[0]}"
+                if last_finite[0] > 0
+                else "no step before it was finite"
+            )
             raise NonFiniteELBOError(
-                f"the mini-batch ELBO became {value} at step {step}; the last finite value was "
-                f"{last_finite[1]:.4g} at step {last_finite[0]}. Lower the learning rate, or look "
-                f"for a log of zero or a variance that collapsed in model.elbo."
+                f"the mini-batch ELBO became {value} at step {step}; {before}. Lower the learning "
+                f"rate, or look for a log of zero or a variance that collapsed in model.elbo."
             )
         last_finite = (step, value)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,259 @@
+"""The AEVB training loop (aevb_utils.training.fit)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import LinearGaussianVAE
+
+from aevb_utils.evaluation import average_elbo
+from aevb_utils.linear_gaussian import log_evidence
+from aevb_utils.synthetic import PAPER_NOISE_STD, PAPER_W, factor_analysis_data
+from aevb_utils.training import History, NonFiniteELBOError, fit
+
+
+class Recorder(torch.nn.Module):
+    """A deterministic model that records the batches it is given.
+
+    Its ELBO, -(x - theta)^2, is maximized at theta = the mean of x.
+    """
+
+    def __init__(self, nan_at: int | None = None, constant: float | None = None):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.tensor(0.0))
+        self.batches: list[tuple[torch.Tensor, ...]] = []
+        self.nan_at, self.constant = nan_at, constant
+
+    def elbo(self, x, *rest):
+        if self.training:
+            self.batches.append((x.detach().clone(), *(t.clone() for t in rest)))
+            if self.nan_at is not None and len(self.batches) == self.nan_at:
+                return self.theta * 0 + torch.full((x.shape[0],), math.nan)
+        if self.constant is not None:
+            return self.theta * 0 + torch.full((x.shape[0],), self.constant)
+        return -((x[:, 0] - self.theta) ** 2)
+
+
+def _fit(model, data, **kwargs):
+    kwargs.setdefault("progress", False)
+    kwargs.setdefault("device", "cpu")
+    return fit(model, data, **kwargs)
+
+
+def test_history_steps_and_defaults():
+    x = torch.arange(20.0)[:, None]
+    history = _fit(Recorder(), x, steps=10, batch_size=5, eval_every=3)
+    assert isinstance(history, History)
+    assert history.step == [0, 3, 6, 9, 10]
+    assert math.isnan(history.train_elbo[0])
+    assert all(math.isfinite(v) for v in history.train_elbo[1:])
+    assert all(math.isnan(v) for v in history.valid_elbo)  # no held-out data
+    assert history.metrics == {}
+    assert history.seconds > 0
+
+    default = _fit(Recorder(), x, steps=40, batch_size=5)
+    assert default.step == list(range(0, 41, 2))  # 20 records besides step 0
+
+
+def test_history_record():
+    history = History()
+    history.record(0, math.nan, -5.0, {})
+    history.record(10, -3.0, -4.0, {"kl": torch.tensor(1.5)})
+    history.record(20, -2.0, -3.5, {"kl": 2})
+    assert history.step == [0, 10, 20]
+    assert history.train_elbo[1:] == [-3.0, -2.0]
+    assert history.valid_elbo == [-5.0, -4.0, -3.5]
+    assert history.metrics == {"kl": [1.5, 2.0]}
+    assert all(type(v) is float for v in history.metrics["kl"])
+
+
+def test_train_elbo_is_the_mean_since_the_last_record():
+    x = torch.arange(8.0)[:, None]
+    model = Recorder()
+    history = _fit(model, x, steps=6, batch_size=4, eval_every=3, lr=0.0)
+    # lr = 0: theta stays 0, so each batch ELBO is -mean(x^2) over the batch
+    batch_elbos = [-(b[0][:, 0] ** 2).mean().item() for b in model.batches]
+    assert history.train_elbo[1] == pytest.approx(sum(batch_elbos[:3]) / 3)
+    assert history.train_elbo[2] == pytest.approx(sum(batch_elbos[3:]) / 3)
+
+
+def test_every_example_once_per_epoch_and_reshuffled():
+    n, batch_size, epochs = 12, 4, 5
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    model = Recorder()
+    _fit(model, x, steps=epochs * n // batch_size, batch_size=batch_size, seed=3)
+    seen = torch.cat([b[0][:, 0] for b in model.batches]).long()
+    orders = seen.view(epochs, n)
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(n))  # each example exactly once
+    assert len({tuple(order.tolist()) for order in orders}) == epochs  # a new order each epoch
+
+
+def test_batch_size_larger_than_data():
+    x = torch.arange(5.0)[:, None]
+    model = Recorder()
+    _fit(model, x, steps=3, batch_size=100)
+    assert [b[0].shape[0] for b in model.batches] == [5, 5, 5]
+
+
+def test_tuples_transform_valid_and_monitor():
+    n = 16
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    labels = torch.arange(n) * 10
+    model = Recorder()
+    calls = []
+
+    def monitor(m):
+        calls.append(m.theta.item())
+        assert m is model
+        return {"theta": m.theta.item(), "twice": 2 * m.theta.item()}
+
+    history = _fit(
+        model,
+        (x, labels),
+        steps=8,
+        batch_size=4,
+        eval_every=4,
+        lr=0.1,
+        valid=(x + 1, labels),
+        monitor=monitor,
+        transform=lambda t: t + 1000,
+    )
+    for batch_x, batch_labels in model.batches:
+        # the labels come with their own examples, and only the first tensor is transformed
+        torch.testing.assert_close(batch_x[:, 0] - 1000, batch_labels.float() / 10)
+    assert history.step == [0, 4, 8]
+    assert len(calls) == 3
+    assert history.metrics["theta"] == calls
+    assert history.metrics["twice"] == [2 * c for c in calls]
+    # the held-out ELBO is recorded (without the transform) on the current model
+    assert history.valid_elbo[-1] == pytest.approx(average_elbo(model, (x + 1, labels)))
+    assert history.valid_elbo[0] == pytest.approx(-((x + 1) ** 2).mean().item())
+    assert not model.training  # fit leaves the model in evaluation mode
+
+
+def test_lr_schedule_multiplies_the_learning_rate():
+    x = torch.ones(10, 1)
+    model = Recorder()
+    _fit(model, x, steps=5, batch_size=5, lr=0.1, lr_schedule=lambda step: 0.0)
+    assert model.theta.item() == 0.0
+    _fit(model, x, steps=5, batch_size=5, lr=0.1, lr_schedule=lambda step: 1.0)
+    assert model.theta.item() > 0.3  # Adam moves about lr a step towards 1
+
+
+def test_non_finite_elbo_names_step_and_last_value():
+    x = torch.zeros(10, 1)
+    model = Recorder(nan_at=7, constant=-2.5)
+    with pytest.raises(NonFiniteELBOError) as info:
+        _fit(model, x, steps=20, batch_size=5)
+    message = str(info.value)
+    assert "became nan at step 7" in message
+    assert "last finite value was -2.5 at step 6" in message
+    assert isinstance(info.value, FloatingPointError)
+
+
+def test_infinite_elbo_is_caught():
+    class Inf(Recorder):
+        def elbo(self, x):
+            return self.theta - torch.log(x[:, 0] * 0)  # log of zero: +inf
+
+    with pytest.raises(NonFiniteELBOError, match="became inf at step 1") as info:
+        _fit(Inf(), torch.ones(4, 1), steps=3, batch_size=2)
+    assert "no step before it was finite" in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (), (1,)])
+def test_wrong_elbo_shape(shape):
+    class Wrong(Recorder):
+        def elbo(self, x):
+            return self.theta + torch.zeros(shape)
+
+    with pytest.raises(ValueError, match=r"shape \[4\]"):
+        _fit(Wrong(), torch.ones(8, 1), steps=2, batch_size=4)
+
+
+@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"steps": 5, "batch_size": 0}])
+def test_bad_budget(kwargs):
+    with pytest.raises(ValueError, match="positive"):
+        _fit(Recorder(), torch.ones(4, 1), **kwargs)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    x = torch.ones(4, 1)
+    _fit(Recorder(), x, steps=3, batch_size=2)
+    assert capsys.readouterr().out == ""
+    _fit(Recorder(), x, steps=3, batch_size=2, progress=True, description="tiny run")
+    assert "tiny run" in capsys.readouterr().out
+
+
+# --- a real model --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fa_data():
+    return factor_analysis_data(1000, seed=2).x.double()
+
+
+def test_seeded_runs_repeat_exactly(fa_data):
+    runs = []
+    for seed in (7, 7, 8):
+        model = LinearGaussianVAE.random(3, 2, seed=0)
+        history = _fit(
+            model,
+            fa_data,
+            steps=30,
+            batch_size=50,
+            lr=1e-2,
+            eval_every=10,
+            seed=seed,
+            valid=fa_data[:100],
+        )
+        runs.append((model.state_dict(), history))
+    (a, ha), (b, hb), (c, hc) = runs
+    for name in a:
+        assert torch.equal(a[name], b[name])
+    assert ha.train_elbo[1:] == hb.train_elbo[1:]
+    assert ha.valid_elbo == hb.valid_elbo
+    assert not all(torch.equal(a[name], c[name]) for name in a)  # another seed, another run
+    assert ha.train_elbo[1:] != hc.train_elbo[1:]
+
+
+def test_fit_reaches_maximum_likelihood(fa_data):
+    x = fa_data
+    model = LinearGaussianVAE.random(3, 2, seed=0)
+    start = model.log_evidence(x).mean().item()
+    steps = 800
+    history = _fit(
+        model,
+        x,
+        steps=steps,
+        batch_size=100,
+        lr=3e-2,
+        eval_every=100,
+        lr_schedule=lambda step: 1 - step / steps,
+    )
+    final = model.log_evidence(x).mean().item()
+
+    # the ELBO improved
+    assert history.train_elbo[-1] > history.train_elbo[1] + 1.0
+    # The ML Gaussian with any covariance (the sample second moment; the data have mean 0)
+    # bounds what a factor-analysis model can reach; the generating parameters reach a bit less.
+    second_moment = x.T @ x / len(x)
+    bound = (
+        torch.distributions.MultivariateNormal(torch.zeros(3, dtype=torch.float64), second_moment)
+        .log_prob(x)
+        .mean()
+        .item()
+    )
+    W = torch.tensor(PAPER_W, dtype=torch.float64)
+    psi = torch.tensor(PAPER_NOISE_STD, dtype=torch.float64) ** 2
+    truth = log_evidence(x, W, psi).mean().item()
+    assert start < truth - 1.0
+    assert final <= bound + 1e-9
+    assert final > truth  # the fitted model explains the sample better than the true one
+    # the optimum is within the (#covariance parameters / 2n) sampling scale of the bound
+    assert bound - final < 6 / (2 * len(x))
+    # and the one-sample ELBO is a lower bound on the exact evidence it approaches
+    assert history.train_elbo[-1] < final + 0.05
