@@ -22,7 +22,11 @@ def gaussian_log_density(
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log Bernoulli(x; sigmoid(logits)), summed over the last dimension (stable in logits)."""
+    """log Bernoulli(x; sigmoid(logits)), summed over the last dimension (stable in logits).
+
+    x broadcasts against logits, e.g. images [N, D] against logits [S, N, D] from S samples of z.
+    """
+    x = x.expand_as(logits)
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 

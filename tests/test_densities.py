@@ -116,3 +116,11 @@ def test_reparameterize_moments_and_seed():
     assert ((z.var(0) - var).abs() < 5 * var * (2 / n) ** 0.5).all()
     torch.manual_seed(1)
     assert torch.equal(reparameterize(mean, log_var, num_samples=n), z)
+
+
+def test_bernoulli_log_likelihood_broadcasts_data_over_samples():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 5)  # 3 samples of z for 4 examples
+    x = torch.bernoulli(torch.full((4, 5), 0.5))
+    expected = torch.stack([bernoulli_log_likelihood(logits[s], x) for s in range(3)])
+    torch.testing.assert_close(bernoulli_log_likelihood(logits, x), expected)

@@ -74,3 +74,15 @@ def test_validation(kwargs, match):
     kwargs = {"n": 5, **kwargs}
     with pytest.raises(ValueError, match=match):
         factor_analysis_data(**kwargs)
+
+
+def test_same_data_whatever_the_default_dtype():
+    reference = factor_analysis_data(50, seed=3).x
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = factor_analysis_data(50, seed=3).x
+    finally:
+        torch.set_default_dtype(previous)
+    assert again.dtype == torch.float32
+    torch.testing.assert_close(again, reference, rtol=0, atol=0)
