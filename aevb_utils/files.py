@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .runtime import env_flag
+
 DATA_DIR_VARIABLE = "AEVB_DATA_DIR"
 CACHE_DIR_VARIABLE = "AEVB_CACHE_DIR"
 OFFLINE_VARIABLE = "AEVB_OFFLINE"
@@ -44,12 +46,7 @@ def cache_dir() -> Path:
 
 def offline() -> bool:
     """AEVB_OFFLINE=1 forbids downloads (CI and offline machines)."""
-    value = os.environ.get(OFFLINE_VARIABLE, "0").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"{OFFLINE_VARIABLE}={value!r} is not understood; set it to 1 or 0.")
+    return env_flag(OFFLINE_VARIABLE)
 
 
 def md5sum(path: Path) -> str:

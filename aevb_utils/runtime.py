@@ -37,16 +37,19 @@ def set_cpu_threads(n: int | None = None) -> int:
     return n
 
 
-def is_smoke() -> bool:
-    """True when AEVB_SMOKE=1: the notebook tests run each chapter with a tiny budget."""
-    value = os.environ.get(SMOKE_VARIABLE, "0").strip().lower()
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable: unset, "", 0, false or no mean no; 1, true or yes mean yes."""
+    value = os.environ.get(name, "0").strip().lower()
     if value in ("", "0", "false", "no"):
         return False
     if value in ("1", "true", "yes"):
         return True
-    raise ValueError(
-        f"{SMOKE_VARIABLE}={value!r} is not understood; set it to 1 (smoke) or 0 (full)."
-    )
+    raise ValueError(f"{name}={value!r} is not understood; set it to 1 (yes) or 0 (no).")
+
+
+def is_smoke() -> bool:
+    """True when AEVB_SMOKE=1: the notebook tests run each chapter with a tiny budget."""
+    return env_flag(SMOKE_VARIABLE)
 
 
 def budget(full: T, smoke: T) -> T:
