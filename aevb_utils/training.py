@@ -52,6 +52,40 @@ class History:
             self.metrics.setdefault(name, []).append(float(value))
 
 
+class _LiveLine:
+    """A file for tqdm that shows its bar as one line of a notebook output, updated in place.
+
+    tqdm redraws with carriage returns, which an executed notebook stores as one line per
+    redraw; an updated display keeps only the latest line, in Jupyter and in the built book.
+    """
+
+    encoding = "utf-8"  # tqdm then draws its bar with block characters, not with "#"
+
+    def __init__(self) -> None:
+        from IPython.display import Pretty, display
+
+        self._pretty = Pretty
+        self._handle = display(Pretty(""), display_id=True)
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self._handle.update(self._pretty(line))
+
+    def flush(self) -> None:
+        pass
+
+
+def _progress_stream():
+    """Where the progress bar goes: a live line in a Jupyter kernel, else standard output."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return sys.stdout
+    shell = get_ipython()
+    return _LiveLine() if shell is not None and hasattr(shell, "kernel") else sys.stdout
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     """Endless mini-batch indices; a fresh shuffle every epoch, every batch full-sized."""
     while True:
@@ -128,7 +162,7 @@ def fit(
     bar = tqdm(
         total=steps,
         desc=description,
-        file=sys.stdout,
+        file=_progress_stream() if progress else sys.stdout,
         disable=not progress,
         mininterval=1.0,
         ncols=100,

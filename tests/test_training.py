@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -257,3 +258,25 @@ def test_fit_reaches_maximum_likelihood(fa_data):
     assert bound - final < 6 / (2 * len(x))
     # and the one-sample ELBO is a lower bound on the exact evidence it approaches
     assert history.train_elbo[-1] < final + 0.05
+
+
+def test_progress_bar_in_a_notebook_is_one_line_updated_in_place(monkeypatch):
+    """In a Jupyter kernel the bar is a display updated in place, so an executed notebook keeps
+    only its last state instead of one line per redraw."""
+    import IPython.display
+
+    from aevb_utils import training
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj.data)
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id: Handle())
+    line = training._LiveLine()
+    line.write("\rAEVB:  50%|#####     | 5/10")
+    line.write("\r")
+    line.write("\rAEVB: 100%|##########| 10/10\n")
+    assert shown == ["AEVB:  50%|#####     | 5/10", "AEVB: 100%|##########| 10/10"]
+    assert training._progress_stream() is sys.stdout  # not in a kernel: plain standard output
