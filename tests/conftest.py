@@ -238,6 +238,6 @@ class LinearGaussianVAE(torch.nn.Module):
 
     @torch.no_grad()
     def log_evidence(self, x):
-        from aevb_utils.linear_gaussian import log_evidence
+        from aevb_utils.factor_analysis import log_evidence
 
         return log_evidence(x, self.W, self.psi)
