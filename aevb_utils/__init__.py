@@ -6,12 +6,16 @@ loop, evaluation, plotting, and seeding and device choice. Each chapter writes i
 its own per-example ELBO estimator next to the mathematics that derives them.
 """
 
+from .data import Data, as_tensors, random_subset
 from .densities import (
     bernoulli_log_likelihood,
+    gaussian_entropy,
     gaussian_log_density,
     kl_gaussians,
+    kl_mvn,
     kl_standard_normal,
     reparameterize,
+    standard_normal_log_density,
 )
 from .evaluation import (
     Estimate,
@@ -20,11 +24,21 @@ from .evaluation import (
     elbo_per_example,
     importance_weighted_log_likelihood,
     log_mean_exp,
+    match_clusters,
     mean_with_stderr,
 )
+from .factor_analysis import (
+    PAPER_NOISE_STD,
+    PAPER_W,
+    em_step,
+    factor_analysis_data,
+    gaussian_q_elbo,
+    log_evidence,
+    marginal_covariance,
+    posterior,
+)
 from .files import CorruptDataError, DataNotFoundError
-from .linear_gaussian import kl_mvn, log_evidence, marginal_covariance, posterior
-from .local_inference import LocalGaussians, fit_local_gaussians, gaussian_entropy, local_elbo
+from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
 from .mnist import (
     ImageData,
     bernoulli_binarize,
@@ -32,34 +46,47 @@ from .mnist import (
     load_mnist,
     threshold_binarize,
 )
-from .networks import mlp
+from .networks import bernoulli_means, mlp
 from .plotting import image_grid, latent_scatter, plot_learning_curves, use_book_style
-from .runtime import budget, choose_device, is_smoke, seed_everything, set_cpu_threads, setup
-from .synthetic import PAPER_NOISE_STD, PAPER_W, factor_analysis_data
-from .training import History, NonFiniteELBOError, fit
+from .runtime import (
+    ChapterTimer,
+    budget,
+    choose_device,
+    is_smoke,
+    seed_everything,
+    set_cpu_threads,
+    setup,
+)
+from .training import History, NonFiniteELBOError, fit, set_trainable
 
 __all__ = [
     "PAPER_NOISE_STD",
     "PAPER_W",
+    "ChapterTimer",
     "CorruptDataError",
+    "Data",
     "DataNotFoundError",
     "Estimate",
     "History",
-    "LocalGaussians",
     "ImageData",
+    "LocalGaussians",
     "NonFiniteELBOError",
+    "as_tensors",
     "average_elbo",
     "bernoulli_binarize",
     "bernoulli_log_likelihood",
+    "bernoulli_means",
     "budget",
     "choose_device",
     "clustering_accuracy",
     "elbo_per_example",
+    "em_step",
     "factor_analysis_data",
     "fit",
     "fit_local_gaussians",
     "gaussian_entropy",
     "gaussian_log_density",
+    "gaussian_q_elbo",
     "image_grid",
     "importance_weighted_log_likelihood",
     "is_smoke",
@@ -68,19 +95,23 @@ __all__ = [
     "kl_standard_normal",
     "latent_scatter",
     "load_binarized_mnist",
-    "local_elbo",
     "load_mnist",
+    "local_elbo",
     "log_evidence",
     "log_mean_exp",
     "marginal_covariance",
+    "match_clusters",
     "mean_with_stderr",
     "mlp",
     "plot_learning_curves",
     "posterior",
+    "random_subset",
     "reparameterize",
     "seed_everything",
     "set_cpu_threads",
+    "set_trainable",
     "setup",
+    "standard_normal_log_density",
     "threshold_binarize",
     "use_book_style",
 ]

@@ -10,6 +10,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.distributions import MultivariateNormal
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -19,6 +20,16 @@ def gaussian_log_density(
 ) -> torch.Tensor:
     """log N(x; mean, diag(exp(log_var))), summed over the last dimension."""
     return -0.5 * (LOG_2PI + log_var + (x - mean) ** 2 / log_var.exp()).sum(-1)
+
+
+def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dimension: the prior of most models in the book."""
+    return -0.5 * (LOG_2PI + z**2).sum(-1)
+
+
+def gaussian_entropy(log_var: torch.Tensor) -> torch.Tensor:
+    """Entropy of N(m, diag exp(log_var)), summed over the last dimension."""
+    return 0.5 * (log_var + 1 + LOG_2PI).sum(-1)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -38,6 +49,16 @@ def kl_gaussians(
     return 0.5 * (
         ratio + (mean_q - mean_p) ** 2 / log_var_p.exp() - 1 - (log_var_q - log_var_p)
     ).sum(-1)
+
+
+def kl_mvn(
+    mean_q: torch.Tensor, cov_q: torch.Tensor, mean_p: torch.Tensor, cov_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_q, cov_q) ‖ N(mean_p, cov_p)) for full covariances; broadcasts over rows of the
+    means (shape [N, L]) with covariances [L, L] or [N, L, L]. Returns shape [N]."""
+    return torch.distributions.kl_divergence(
+        MultivariateNormal(mean_q, cov_q), MultivariateNormal(mean_p, cov_p)
+    )
 
 
 def kl_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -1,33 +1,43 @@
-"""Evaluating a trained model: average ELBO, importance-weighted log-likelihood, clustering."""
+"""Evaluating a trained model: average ELBO, importance-weighted log-likelihood, clustering.
+
+Every model keeps one contract, checked here and in `fit`: `model.elbo(*batch)` returns one ELBO
+per example (shape [batch]; a sequence model sums over time steps), and
+`model.log_importance_weights(*batch, num_samples=K)` returns one log-weight per sample and
+example (shape [K, batch]; a discrete latent is summed out, a sequence of latents is one sample).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-Data = torch.Tensor | Sequence[torch.Tensor]
+from .data import Data, batches_in_order
 
 
-def as_tensors(data: Data) -> tuple[torch.Tensor, ...]:
-    """A tensor, or a tuple of tensors indexed by example, as a tuple of equal-length tensors."""
-    tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
-    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
-        raise TypeError("data must be a tensor or a tuple of tensors (e.g. images, labels).")
-    lengths = {t.shape[0] for t in tensors}
-    if len(lengths) != 1:
-        raise ValueError(f"the tensors of a data set must have equal lengths, got {lengths}.")
-    return tensors
+def check_elbo_shape(elbo: torch.Tensor, batch_size: int, source: str = "model.elbo") -> None:
+    """One ELBO estimate per example, or a clear error that says how to fix the model."""
+    if elbo.shape != (batch_size,):
+        raise ValueError(
+            f"{source} must return one ELBO estimate per example, shape [{batch_size}]; "
+            f"got shape {tuple(elbo.shape)}. Sum over data dimensions (and time steps), "
+            f"not over the batch."
+        )
 
 
-def _batches(data: Data, batch_size: int, device: torch.device) -> Iterator[list[torch.Tensor]]:
-    tensors = as_tensors(data)
-    for start in range(0, tensors[0].shape[0], batch_size):
-        yield [t[start : start + batch_size].to(device) for t in tensors]
+def check_log_weights_shape(log_w: torch.Tensor, num_samples: int, batch_size: int) -> None:
+    """One log importance weight per sample and example, shape [K, batch]."""
+    if log_w.shape != (num_samples, batch_size):
+        raise ValueError(
+            f"model.log_importance_weights must return shape [num_samples, batch] = "
+            f"[{num_samples}, {batch_size}]; got shape {tuple(log_w.shape)}. Sum over data "
+            f"dimensions and time steps (a sequence of latents is one sample), and sum a "
+            f"discrete latent out inside each weight."
+        )
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -40,10 +50,12 @@ def elbo_per_example(model: torch.nn.Module, data: Data, batch_size: int = 1000)
     """`model.elbo` on every example of `data`, in batches, without gradients (on the CPU)."""
     was_training = model.training
     model.eval()
+    values = []
     try:
-        values = [
-            model.elbo(*batch).cpu() for batch in _batches(data, batch_size, _device_of(model))
-        ]
+        for batch in batches_in_order(data, batch_size, _device_of(model)):
+            elbo = model.elbo(*batch)
+            check_elbo_shape(elbo, len(batch[0]))
+            values.append(elbo.cpu())
     finally:
         model.train(was_training)
     return torch.cat(values)
@@ -72,7 +84,12 @@ class Estimate:
 
 
 def mean_with_stderr(values: torch.Tensor) -> Estimate:
+    """The mean of per-example values and its standard error (one value per example)."""
     values = values.detach().double().cpu()
+    if values.ndim != 1:
+        raise ValueError(
+            f"mean_with_stderr takes one value per example, shape [N]; got {tuple(values.shape)}."
+        )
     stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else math.nan
     return Estimate(values.mean().item(), stderr, values)
 
@@ -99,22 +116,24 @@ def importance_weighted_log_likelihood(
     model.eval()
     estimates = []
     try:
-        for batch in _batches(data, batch_size, _device_of(model)):
+        for batch in batches_in_order(data, batch_size, _device_of(model)):
             weights = []
             for done in range(0, num_samples, samples_per_pass):
                 k = min(samples_per_pass, num_samples - done)
-                weights.append(model.log_importance_weights(*batch, num_samples=k).double())
+                log_w = model.log_importance_weights(*batch, num_samples=k)
+                check_log_weights_shape(log_w, k, len(batch[0]))
+                weights.append(log_w.double())
             estimates.append(log_mean_exp(torch.cat(weights), dim=0).cpu())
     finally:
         model.train(was_training)
     return mean_with_stderr(torch.cat(estimates))
 
 
-def clustering_accuracy(
+def match_clusters(
     labels: Sequence[int] | torch.Tensor, clusters: Sequence[int] | torch.Tensor
-) -> float:
-    """Accuracy of `clusters` under the best one-to-one map from clusters to labels
-    (the Hungarian algorithm on the contingency table)."""
+) -> dict[int, int]:
+    """The one-to-one map from clusters to labels that agrees with the most examples
+    (the Hungarian algorithm on the contingency table of clusters against labels)."""
     labels = np.asarray(labels, dtype=np.int64)
     clusters = np.asarray(clusters, dtype=np.int64)
     if labels.shape != clusters.shape or labels.ndim != 1:
@@ -122,4 +141,15 @@ def clustering_accuracy(
     table = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
     np.add.at(table, (clusters, labels), 1)
     rows, cols = linear_sum_assignment(table, maximize=True)
-    return table[rows, cols].sum() / len(labels)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
+
+
+def clustering_accuracy(
+    labels: Sequence[int] | torch.Tensor, clusters: Sequence[int] | torch.Tensor
+) -> float:
+    """Accuracy of `clusters` under the best one-to-one map from clusters to labels."""
+    labels = np.asarray(labels, dtype=np.int64)
+    clusters = np.asarray(clusters, dtype=np.int64)
+    mapping = match_clusters(labels, clusters)
+    predicted = np.array([mapping.get(int(c), -1) for c in clusters])
+    return float((predicted == labels).mean())

@@ -139,6 +139,15 @@ def locate(
     )
 
 
+def origin(path: Path) -> str:
+    """Where a located file came from, in words that name no folder of this machine
+    (printed pages must not show the build machine's paths)."""
+    folder = data_dir()
+    if folder is not None and path.resolve().is_relative_to(folder.resolve()):
+        return f"{path.name} in {DATA_DIR_VARIABLE}"
+    return f"{path.name} in the download cache ({CACHE_DIR_VARIABLE})"
+
+
 def cached_array(source: Path, tag: str, parse: Callable[[Path], np.ndarray]) -> np.ndarray:
     """`parse(source)`, remembered as a .npy file keyed by the source's path, size and mtime.
 

@@ -7,13 +7,12 @@ amortization gap of chapter 3 and of the VAE chapter).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .densities import reparameterize
+from .densities import gaussian_entropy, reparameterize
 
 LogJoint = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -27,11 +26,6 @@ class LocalGaussians:
     elbo_trace: list[float]  # average ELBO estimate over examples, one per step
 
 
-def gaussian_entropy(log_var: torch.Tensor) -> torch.Tensor:
-    """Entropy of N(m, diag exp(log_var)), summed over the last dimension."""
-    return 0.5 * (log_var + 1 + math.log(2 * math.pi)).sum(-1)
-
-
 def local_elbo(
     log_joint: LogJoint,
     x: torch.Tensor,
@@ -42,7 +36,14 @@ def local_elbo(
     """ELBO of q = N(mean, diag exp(log_var)) for each example: a reparameterized Monte-Carlo
     estimate of E_q[log p(x, z)] plus the entropy of q in closed form. Shape [N]."""
     z = reparameterize(mean, log_var, num_samples)  # [S, N, L]
-    return log_joint(x, z).mean(0) + gaussian_entropy(log_var)
+    log_p = log_joint(x, z)
+    if log_p.shape != (num_samples, mean.shape[0]):
+        raise ValueError(
+            f"log_joint(x, z) must return log p(x, z) for each sample and example, shape "
+            f"[num_samples, N] = [{num_samples}, {mean.shape[0]}]; got {tuple(log_p.shape)}. "
+            f"Sum over data and latent dimensions, not over samples or examples."
+        )
+    return log_p.mean(0) + gaussian_entropy(log_var)
 
 
 def fit_local_gaussians(

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .files import CorruptDataError, cached_array, locate
+from .files import CorruptDataError, cached_array, locate, origin
 
 MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -126,7 +126,7 @@ def load_mnist(
         x = threshold_binarize(x)
     data = ImageData(x, torch.from_numpy(labels.astype(np.int64)), f"MNIST {split}")
     if verbose:
-        print(f"MNIST {split}: loaded {len(data):,} images and labels from {image_path.parent}")
+        print(f"MNIST {split}: loaded {len(data):,} images and labels from {origin(image_path)}")
     return data
 
 
@@ -186,7 +186,7 @@ def load_binarized_mnist(
     array = cached_array(path, f"binarized-{split}", lambda p: _parse_amat(p, rows))
     data = ImageData(torch.from_numpy(array.astype(np.float32)), None, f"binarized MNIST {split}")
     if verbose:
-        print(f"binarized MNIST {split}: loaded {len(data):,} images from {path}")
+        print(f"binarized MNIST {split}: loaded {len(data):,} images from {origin(path)}")
     return data
 
 
@@ -198,6 +198,7 @@ def threshold_binarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return (x > threshold).to(x.dtype)
 
 
-def bernoulli_binarize(x: torch.Tensor) -> torch.Tensor:
-    """Dynamic binarization: a fresh Bernoulli sample with the grey levels as probabilities."""
-    return torch.bernoulli(x)
+def bernoulli_binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Bernoulli sample with the grey levels as probabilities: called on every mini-batch, a
+    dynamic binarization; called once with a seeded `generator`, a fixed one (a test set)."""
+    return torch.bernoulli(x, generator=generator)

@@ -13,3 +13,10 @@ def mlp(*sizes: int, activation: type[torch.nn.Module] = torch.nn.Tanh) -> torch
         if i < len(sizes) - 2:
             layers.append(activation())
     return torch.nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def bernoulli_means(decoder: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """The pixel probabilities sigmoid(f(z)) that a Bernoulli decoder puts on each pixel: what
+    the book draws for a sample, rather than one noisy binary image."""
+    return torch.sigmoid(decoder(z))

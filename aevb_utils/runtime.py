@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -69,3 +72,25 @@ def setup(seed: int = 0, threads: int | None = None) -> torch.device:
     mode = "smoke (tiny budget)" if is_smoke() else "full budget"
     print(f"device: {device}, CPU threads: {n}, torch {torch.__version__}, seed {seed}, {mode}")
     return device
+
+
+class ChapterTimer:
+    """Wall-clock seconds of each part of a chapter, for its summary:
+    `timer = ChapterTimer()`, then `with timer("training"): ...`; `timer.total()` counts from
+    the timer's creation."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, section: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[section] = self.seconds.get(section, 0.0) + elapsed
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started

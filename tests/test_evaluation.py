@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import LinearGaussianVAE
 
+from aevb_utils.data import as_tensors
+from aevb_utils.densities import gaussian_log_density, kl_mvn
 from aevb_utils.evaluation import (
     Estimate,
-    as_tensors,
     average_elbo,
     clustering_accuracy,
     elbo_per_example,
@@ -19,8 +20,7 @@ from aevb_utils.evaluation import (
     log_mean_exp,
     mean_with_stderr,
 )
-from aevb_utils.linear_gaussian import kl_mvn, log_evidence, posterior
-from aevb_utils.synthetic import factor_analysis_data
+from aevb_utils.factor_analysis import factor_analysis_data, log_evidence, posterior
 
 # --- small helpers -------------------------------------------------------------------------------
 
@@ -240,3 +240,160 @@ def test_iwae_exceeds_elbo_on_average(imperfect):
     difference = iwae_error.mean().item() - elbo_error.mean().item()
     assert difference > 4 * math.hypot(_stderr(iwae_error), _stderr(elbo_error))
     assert iwae_error.mean().item() < 4 * _stderr(iwae_error)  # a lower bound on average
+
+
+# --- one contract for every model: [batch] ELBOs, [K, batch] log-weights -------------------------
+
+
+class PerTimeStep(torch.nn.Module):
+    """A sequence model that forgot to sum over its 28 time steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.tensor(0.0))
+
+    def elbo(self, x):
+        return x + self.p  # [batch, 28]: one term per row, not per sequence
+
+    def log_importance_weights(self, x, num_samples):
+        return (x + self.p).expand(num_samples, -1, -1)  # [K, batch, 28]
+
+
+def test_evaluation_rejects_an_elbo_per_time_step():
+    x = torch.zeros(5, 28)
+    for evaluate in (elbo_per_example, average_elbo):
+        with pytest.raises(ValueError, match=r"one ELBO estimate per example, shape \[5\]"):
+            evaluate(PerTimeStep(), x)
+    expected = r"\[num_samples, batch\] = \[3, 5\]; got shape \(3, 5, 28\)"
+    with pytest.raises(ValueError, match=expected):
+        importance_weighted_log_likelihood(PerTimeStep(), x, num_samples=3)
+
+
+def test_mean_with_stderr_rejects_a_matrix():
+    with pytest.raises(ValueError, match="one value per example"):
+        mean_with_stderr(torch.zeros(4, 28))
+
+
+class LabelledGaussian(torch.nn.Module):
+    """A conditional model with exact evidence: z ~ N(label, 1), x | z ~ N(z, 1), so
+    p(x | label) = N(x; label, 2). The proposal q(z | x, label) = N(x, 1) is deliberately off."""
+
+    def log_joint(self, x, label, z):
+        unit = torch.zeros_like(z)
+        return gaussian_log_density(z[..., None], label[:, None], unit[..., None]) + (
+            gaussian_log_density(x, z[..., None], unit[..., None])
+        )
+
+    def log_importance_weights(self, x, label, num_samples):
+        z = x[:, 0] + torch.randn(num_samples, len(x), dtype=x.dtype)
+        log_q = gaussian_log_density(z[..., None], x, torch.zeros_like(x))
+        return self.log_joint(x, label, z) - log_q
+
+    def elbo(self, x, label):
+        return self.log_importance_weights(x, label, num_samples=1)[0]
+
+
+def test_labels_pass_through_the_importance_weighted_estimate():
+    torch.manual_seed(0)
+    label = torch.arange(40, dtype=torch.float64) % 3
+    x = (label + math.sqrt(2) * torch.randn(40, dtype=torch.float64))[:, None]
+    exact = gaussian_log_density(x, label[:, None], torch.full_like(x, math.log(2)))
+    estimate = importance_weighted_log_likelihood(LabelledGaussian(), (x, label), num_samples=2000)
+    assert (estimate.values - exact).abs().max() < 0.05
+    assert average_elbo(LabelledGaussian(), (x, label)) < exact.mean().item()
+
+
+class TwoComponentMixture(torch.nn.Module):
+    """A discrete latent summed out: y ~ Categorical(pi), z | y ~ N(mu_y, 1), x | z ~ N(z, s2).
+    Exactly p(x) = sum_y pi_y N(x; mu_y, 1 + s2). Each log-weight uses one z per component,
+    drawn from q(z | x, y), and sums y out: w = sum_y pi_y p(z_y | y) p(x | z_y) / q(z_y | x, y),
+    whose expectation is p(x) (the estimator of a Gaussian-mixture VAE, with q(y | x) cancelled)."""
+
+    pi = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    mu = torch.tensor([-2.0, 1.5], dtype=torch.float64)
+    s2 = 0.5
+
+    def exact_log_evidence(self, x):
+        log_var = torch.full_like(self.mu, math.log(1 + self.s2))
+        per_y = gaussian_log_density(x[:, None, :], self.mu[:, None], log_var[:, None])
+        return torch.logsumexp(self.pi.log() + per_y, dim=-1)
+
+    def log_importance_weights(self, x, num_samples):
+        # q(z | x, y): centred between the component mean and x, wider than the posterior
+        q_mean = 0.5 * (self.mu + x)  # [N, 2]
+        q_log_var = torch.zeros_like(q_mean)
+        z = q_mean + torch.randn(num_samples, *q_mean.shape, dtype=x.dtype)  # [K, N, 2]
+        log_prior = gaussian_log_density(z[..., None], self.mu[:, None], torch.zeros(2, 1))
+        log_lik = gaussian_log_density(
+            x[None].expand(num_samples, -1, 2)[..., None], z[..., None],
+            torch.full((1,), math.log(self.s2), dtype=x.dtype),
+        )
+        log_q = gaussian_log_density(z[..., None], q_mean[..., None], q_log_var[..., None])
+        return torch.logsumexp(self.pi.log() + log_prior + log_lik - log_q, dim=-1)  # [K, N]
+
+    def elbo(self, x):
+        return self.log_importance_weights(x, num_samples=1)[0]
+
+
+def test_iwae_with_a_discrete_latent_summed_out():
+    torch.manual_seed(1)
+    model = TwoComponentMixture()
+    x = torch.linspace(-4, 4, 30, dtype=torch.float64)[:, None]
+    exact = model.exact_log_evidence(x)
+    estimate = importance_weighted_log_likelihood(model, x, num_samples=5000, samples_per_pass=500)
+    assert (estimate.values - exact).abs().max() < 0.02
+    elbo = torch.stack([elbo_per_example(model, x) for _ in range(200)]).mean(0)
+    assert (elbo < exact).all()  # Jensen: the average log-weight is below log p(x)
+
+
+class GaussianChain(torch.nn.Module):
+    """A sequence latent: z_1 ~ N(0, 1), z_t = a z_{t-1} + N(0, q), x_t = z_t + N(0, r),
+    t = 1..T. The evidence is an exact multivariate Gaussian; each importance weight is one whole
+    trajectory z_{1:T}, drawn step by step from a filtering proposal q(z_t | z_{t-1}, x_t)."""
+
+    a, q, r, T = 0.8, 0.5, 0.3, 4
+
+    def exact_log_evidence(self, x):
+        t = torch.arange(self.T, dtype=torch.float64)
+        variance = [1.0]  # Var z_t
+        for _ in range(self.T - 1):
+            variance.append(self.a**2 * variance[-1] + self.q)
+        variance = torch.tensor(variance, dtype=torch.float64)
+        lag = (t[:, None] - t[None, :]).abs()
+        earlier = torch.minimum(t[:, None], t[None, :]).long()
+        cov = self.a**lag * variance[earlier] + self.r * torch.eye(self.T, dtype=torch.float64)
+        zero = torch.zeros(self.T, dtype=torch.float64)
+        return torch.distributions.MultivariateNormal(zero, cov).log_prob(x)
+
+    def log_importance_weights(self, x, num_samples):
+        z_prev = torch.zeros(num_samples, len(x), dtype=x.dtype)
+        log_w = torch.zeros(num_samples, len(x), dtype=x.dtype)
+        for t in range(self.T):
+            prior_mean = self.a * z_prev if t else z_prev
+            prior_var = self.q if t else 1.0
+            # a proposal between the prior and the observation, wider than the exact filter
+            q_mean, q_var = 0.5 * (prior_mean + x[:, t]), prior_var
+            z = q_mean + math.sqrt(q_var) * torch.randn_like(q_mean)
+            normal = torch.distributions.Normal
+            log_w += normal(prior_mean, math.sqrt(prior_var)).log_prob(z)
+            log_w += normal(z, math.sqrt(self.r)).log_prob(x[:, t])
+            log_w -= normal(q_mean, math.sqrt(q_var)).log_prob(z)
+            z_prev = z
+        return log_w  # [K, N]: one weight per whole trajectory
+
+    def elbo(self, x):
+        return self.log_importance_weights(x, num_samples=1)[0]
+
+
+def test_iwae_with_a_sequence_of_latents():
+    torch.manual_seed(2)
+    model = GaussianChain()
+    x = 1.5 * torch.randn(25, model.T, dtype=torch.float64)
+    exact = model.exact_log_evidence(x)
+    estimate = importance_weighted_log_likelihood(
+        model, x, num_samples=20000, samples_per_pass=2000
+    )
+    assert (estimate.values - exact).abs().max() < 0.05
+    few = importance_weighted_log_likelihood(model, x, num_samples=5)
+    elbo = average_elbo(model, x)
+    assert elbo < few.mean < estimate.mean < exact.mean().item() + 0.01

@@ -8,12 +8,11 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from aevb_utils.densities import gaussian_log_density
-from aevb_utils.linear_gaussian import kl_mvn, log_evidence, posterior
+from aevb_utils.densities import gaussian_entropy, gaussian_log_density, kl_mvn
+from aevb_utils.factor_analysis import log_evidence, posterior
 from aevb_utils.local_inference import (
     LocalGaussians,
     fit_local_gaussians,
-    gaussian_entropy,
     local_elbo,
 )
 

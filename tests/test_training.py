@@ -10,9 +10,8 @@ import torch
 from conftest import LinearGaussianVAE
 
 from aevb_utils.evaluation import average_elbo
-from aevb_utils.linear_gaussian import log_evidence
-from aevb_utils.synthetic import PAPER_NOISE_STD, PAPER_W, factor_analysis_data
-from aevb_utils.training import History, NonFiniteELBOError, fit
+from aevb_utils.factor_analysis import PAPER_NOISE_STD, PAPER_W, factor_analysis_data, log_evidence
+from aevb_utils.training import History, NonFiniteELBOError, fit, set_trainable
 
 
 class Recorder(torch.nn.Module):
@@ -265,7 +264,7 @@ def test_progress_bar_in_a_notebook_is_one_line_updated_in_place(monkeypatch):
     only its last state instead of one line per redraw."""
     import IPython.display
 
-    from aevb_utils import training
+    from aevb_utils import progress
 
     shown = []
 
@@ -274,9 +273,108 @@ def test_progress_bar_in_a_notebook_is_one_line_updated_in_place(monkeypatch):
             shown.append(obj.data)
 
     monkeypatch.setattr(IPython.display, "display", lambda obj, display_id: Handle())
-    line = training._LiveLine()
+    line = progress.LiveLine()
     line.write("\rAEVB:  50%|#####     | 5/10")
     line.write("\r")
     line.write("\rAEVB: 100%|##########| 10/10\n")
     assert shown == ["AEVB:  50%|#####     | 5/10", "AEVB: 100%|##########| 10/10"]
-    assert training._progress_stream() is sys.stdout  # not in a kernel: plain standard output
+    assert progress.progress_stream() is sys.stdout  # not in a kernel: plain standard output
+
+
+# --- what recurrent, mixture and phase-by-phase training need -----------------------------------
+
+
+class StepAware(torch.nn.Module):
+    """A model that asks for the training step (as a temperature schedule would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.tensor(0.0))
+        self.steps_seen: list[int | None] = []
+
+    def elbo(self, x, step: int | None = None):
+        self.steps_seen.append(step)
+        return -((x[:, 0] - self.theta) ** 2)
+
+
+def test_the_step_reaches_models_that_ask_for_it():
+    x = torch.ones(8, 1)
+    model = StepAware()
+    history = _fit(model, x, steps=5, batch_size=4, valid=x, eval_every=5)
+    # training calls get steps 1..5; the held-out evaluations get no step
+    assert [s for s in model.steps_seen if s is not None] == [1, 2, 3, 4, 5]
+    assert model.steps_seen.count(None) == 2  # the records at steps 0 and 5
+    model.steps_seen.clear()
+    _fit(model, x, steps=3, batch_size=4, history=history)
+    assert model.steps_seen == [6, 7, 8]  # a later phase counts on
+
+
+def test_models_that_do_not_ask_get_no_step():
+    model = Recorder()
+    _fit(model, torch.ones(8, 1), steps=3, batch_size=4)  # Recorder.elbo(x, *rest) has no step
+    assert len(model.batches) == 3 and all(len(b) == 1 for b in model.batches)
+
+
+def test_gradient_is_clipped_before_the_optimizer_step(monkeypatch):
+    x = torch.full((8, 1), 100.0)  # gradient of -(x - theta)^2 at theta = 0: norm 200
+    model = Recorder()
+    norms_at_step = []
+    original_step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        norms_at_step.append(model.theta.grad.abs().item())
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    history = _fit(model, x, steps=4, batch_size=8, eval_every=1, clip_grad_norm=1.5)
+    assert max(norms_at_step) <= 1.5 + 1e-6  # the optimizer only ever saw clipped gradients
+    # the recorded norm is the one before clipping: 2 (100 - theta) at the first step
+    assert history.metrics["grad_norm"][1] == pytest.approx(200.0)
+    assert len(history.metrics["grad_norm"]) == len(history.step)
+    assert math.isnan(history.metrics["grad_norm"][0])  # nothing to record before training
+
+
+def test_no_grad_norm_metric_without_clipping():
+    history = _fit(Recorder(), torch.ones(8, 1), steps=2, batch_size=4)
+    assert "grad_norm" not in history.metrics
+
+
+def test_a_later_phase_continues_the_history():
+    x = torch.ones(10, 1)
+    model = Recorder()
+    history = _fit(model, x, steps=6, batch_size=5, eval_every=3)
+    first_seconds = history.seconds
+    same = _fit(model, x, steps=4, batch_size=5, eval_every=2, history=history)
+    assert same is history
+    assert history.step == [0, 3, 6, 8, 10]  # step 0 is recorded once, steps count on
+    assert len(history.train_elbo) == len(history.valid_elbo) == 5
+    assert history.seconds > first_seconds
+
+
+def test_lr_schedule_sees_the_global_step():
+    seen = []
+    history = _fit(Recorder(), torch.ones(4, 1), steps=3, batch_size=4,
+                   lr_schedule=lambda step: seen.append(step) or 1.0)
+    _fit(Recorder(), torch.ones(4, 1), steps=2, batch_size=4, history=history,
+         lr_schedule=lambda step: seen.append(step) or 1.0)
+    assert seen == [0, 1, 2, 3, 4]  # steps taken before each step, across both phases
+
+
+def test_set_trainable_freezes_a_group():
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.tensor(0.0))
+            self.b = torch.nn.Parameter(torch.tensor(0.0))
+
+        def elbo(self, x):
+            return -((x[:, 0] - self.a) ** 2) - (x[:, 0] - self.b) ** 2
+
+    model = Two()
+    set_trainable([model.b], False)
+    _fit(model, torch.ones(4, 1), steps=5, batch_size=4, lr=0.1)
+    assert model.a.item() > 0.1 and model.b.item() == 0.0
+    set_trainable(model, True)
+    assert model.b.requires_grad
+    _fit(model, torch.ones(4, 1), steps=5, batch_size=4, lr=0.1)
+    assert model.b.item() > 0.1
