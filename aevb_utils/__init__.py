@@ -21,6 +21,7 @@ from .evaluation import (
     Estimate,
     average_elbo,
     clustering_accuracy,
+    confusion_matrix,
     elbo_per_example,
     importance_weighted_log_likelihood,
     log_mean_exp,
@@ -47,7 +48,13 @@ from .mnist import (
     threshold_binarize,
 )
 from .networks import bernoulli_means, mlp
-from .plotting import image_grid, latent_scatter, plot_learning_curves, use_book_style
+from .plotting import (
+    image_grid,
+    latent_scatter,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    use_book_style,
+)
 from .runtime import (
     ChapterTimer,
     budget,
@@ -57,7 +64,7 @@ from .runtime import (
     set_cpu_threads,
     setup,
 )
-from .training import History, NonFiniteELBOError, fit, set_trainable
+from .training import History, NonFiniteELBOError, cosine_decay, fit, set_trainable
 
 __all__ = [
     "PAPER_NOISE_STD",
@@ -79,6 +86,8 @@ __all__ = [
     "budget",
     "choose_device",
     "clustering_accuracy",
+    "confusion_matrix",
+    "cosine_decay",
     "elbo_per_example",
     "em_step",
     "factor_analysis_data",
@@ -103,6 +112,7 @@ __all__ = [
     "match_clusters",
     "mean_with_stderr",
     "mlp",
+    "plot_confusion_matrix",
     "plot_learning_curves",
     "posterior",
     "random_subset",

@@ -129,6 +129,18 @@ def importance_weighted_log_likelihood(
     return mean_with_stderr(torch.cat(estimates))
 
 
+def confusion_matrix(
+    labels: torch.Tensor, predicted: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Counts of (label, prediction) pairs: row i, column j counts examples of label i predicted
+    (or clustered) as j."""
+    labels, predicted = torch.as_tensor(labels).long(), torch.as_tensor(predicted).long()
+    if labels.shape != predicted.shape or labels.ndim != 1:
+        raise ValueError("labels and predictions must be vectors of the same length.")
+    counts = torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes)
+
+
 def match_clusters(
     labels: Sequence[int] | torch.Tensor, clusters: Sequence[int] | torch.Tensor
 ) -> dict[int, int]:

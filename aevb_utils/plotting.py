@@ -93,6 +93,30 @@ def plot_learning_curves(
     return ax
 
 
+def plot_confusion_matrix(
+    matrix: torch.Tensor | np.ndarray,
+    ax: plt.Axes | None = None,
+    xlabel: str = "predicted label",
+    ylabel: str = "true label",
+    xticklabels: list | None = None,
+) -> plt.Axes:
+    """A matrix of counts as a heat map with each non-zero count written in its cell."""
+    matrix = _to_numpy(matrix)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 4.4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if count > matrix.max() / 2 else "black"
+            ax.text(j, i, int(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(matrix.shape[1]), labels=xticklabels)
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+    return ax
+
+
 def latent_scatter(
     z: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | None = None,

@@ -87,3 +87,18 @@ def test_local_elbo_rejects_a_log_joint_of_the_wrong_shape():
     mean, log_var = torch.zeros(6, 2), torch.zeros(6, 2)
     with pytest.raises(ValueError, match=r"shape \[num_samples, N\] = \[3, 6\]"):
         au.local_elbo(lambda x, z: z.sum(0), torch.zeros(6, 4), mean, log_var, num_samples=3)
+
+
+def test_cosine_decay_goes_from_one_to_zero():
+    schedule = au.cosine_decay(100)
+    assert schedule(0) == 1.0
+    assert schedule(50) == pytest.approx(0.5)
+    assert schedule(100) == pytest.approx(0.0) and schedule(150) == pytest.approx(0.0)
+    assert all(schedule(s) >= schedule(s + 1) for s in range(100))
+
+
+def test_confusion_matrix_counts_pairs():
+    matrix = au.confusion_matrix(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 1]), 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match="same length"):
+        au.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]), 2)

@@ -121,3 +121,12 @@ def test_latent_scatter_with_labels():
 def test_latent_scatter_rejects_other_shapes(shape):
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         latent_scatter(np.zeros(shape))
+
+
+def test_plot_confusion_matrix_writes_the_counts():
+    import aevb_utils as au
+
+    ax = au.plot_confusion_matrix(torch.tensor([[3, 0], [1, 5]]), xlabel="cluster")
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "3", "5"]  # no text for a zero
+    assert ax.get_xlabel() == "cluster" and ax.get_ylabel() == "true label"
+    plt.close(ax.figure)
