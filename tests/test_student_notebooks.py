@@ -1,0 +1,161 @@
+"""Student notebooks (tools/student_notebooks.py): exercises kept, solutions gone, runnable."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from student_notebooks import (  # noqa: E402
+    UnrecognizedSolutionError,
+    count_exercises,
+    main,
+    student_notebook,
+)
+
+CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def notebook_of(*cells: tuple[str, str] | nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A notebook from (kind, source) pairs, kind "md" or "code", or ready-made cells."""
+    made = []
+    for cell in cells:
+        if isinstance(cell, tuple):
+            kind, source = cell
+            cell = (nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell)(
+                source
+            )
+        made.append(cell)
+    return nbformat.v4.new_notebook(cells=made)
+
+
+EXERCISE = ":::{exercise}\n:label: ex-a\nCompute the answer.\n:::\n"
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory) -> dict[str, Path]:
+    """The command as documented, run once on every chapter."""
+    outdir = tmp_path_factory.mktemp("student")
+    assert main([str(outdir)]) == 0
+    return {path.name: outdir / path.name for path in CHAPTERS}
+
+
+# A {solution} block fenced with colons, found independently of the tool's Markdown parser.
+SOLUTION_BLOCK = re.compile(r"^(:{3,})\{solution\}.*?\n(.*?)^\1\s*$", re.S | re.M)
+
+
+def solution_bodies(notebook: nbformat.NotebookNode) -> list[str]:
+    """The non-trivial lines of the {solution} blocks that appear nowhere else in the chapter."""
+    bodies, elsewhere = [], []
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            bodies += [
+                line.strip()
+                for block in SOLUTION_BLOCK.findall(cell.source)
+                for line in block[1].splitlines()
+                if len(line.strip()) > 25
+            ]
+            elsewhere.append(SOLUTION_BLOCK.sub("", cell.source))
+        elif "solution" not in cell.metadata.get("tags", []):
+            elsewhere.append(cell.source)
+    outside = "\n".join(elsewhere)
+    return [line for line in bodies if line not in outside]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
+def test_exercises_kept_and_solutions_gone(students, chapter):
+    original = nbformat.read(chapter, as_version=4)
+    student = nbformat.read(students[chapter.name], as_version=4)
+    assert count_exercises(student) == count_exercises(original) >= 3
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "{solution" not in text
+    bodies = solution_bodies(original)
+    assert bodies, "every chapter has solutions to remove"
+    leaked = [line for line in bodies if line in text]
+    assert not leaked, f"solution text left in the student notebook: {leaked[:3]}"
+    assert not any("solution" in cell.metadata.get("tags", []) for cell in student.cells)
+    assert all(
+        not cell.get("outputs") and cell.get("execution_count") is None
+        for cell in student.cells
+        if cell.cell_type == "code"
+    )
+    nbformat.validate(student)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
+def test_student_notebook_executes_under_smoke(students, chapter, monkeypatch):
+    monkeypatch.setenv("AEVB_SMOKE", "1")  # the kernel inherits the environment
+    student = nbformat.read(students[chapter.name], as_version=4)
+    client = NotebookClient(
+        student,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "notebooks")}},
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+
+
+def test_removes_colon_and_backtick_fences_with_nested_blocks():
+    source = (
+        EXERCISE
+        + "\n::::{solution} ex-a\n:class: dropdown\n```python\nsecret_code()\n```\n"
+        + ":::{hint}\nsecret hint\n:::\n::::\n\nbetween\n\n"
+        + "```{solution} ex-a\nsecret backtick\n```\n"
+    )
+    result = student_notebook(notebook_of(("md", source)))
+    text = result.notebook.cells[0].source
+    assert "secret" not in text
+    assert "Compute the answer." in text and "between" in text
+    assert (result.exercises, result.solutions_removed) == (1, 2)
+
+
+def test_removes_gated_solution_across_cells_and_tagged_cells():
+    tagged = nbformat.v4.new_code_cell("hidden_value = 42", metadata={"tags": ["solution"]})
+    result = student_notebook(
+        notebook_of(
+            ("md", EXERCISE + "\n:::{solution-start} ex-a\n:::\nsecret start\n"),
+            ("code", "secret_code()"),
+            ("md", "secret end\n:::{solution-end}\n:::\nafter"),
+            tagged,
+            ("code", "print('kept')"),
+        )
+    )
+    sources = [cell.source for cell in result.notebook.cells]
+    assert not any("secret" in source or "hidden_value" in source for source in sources)
+    assert sources[-2:] == ["after\n", "print('kept')"]
+    assert result.solutions_removed == 2
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        EXERCISE + "\n:::{admonition} Solution\n:class: solution\n42\n:::\n",
+        EXERCISE + "\n**Solution.** It is 42.\n",
+        EXERCISE + "\n## Solutions\n\n42\n",
+        EXERCISE + "\n::::{exercise}\n:::{solution}\nnested in an exercise\n:::\n::::\n",
+    ],
+    ids=["admonition", "bold", "heading", "nested"],
+)
+def test_unrecognized_solution_form_fails_loudly(source):
+    with pytest.raises(UnrecognizedSolutionError):
+        student_notebook(notebook_of(("md", source)))
+
+
+def test_unrecognized_solution_marker_in_code_fails_loudly():
+    with pytest.raises(UnrecognizedSolutionError, match="nbgrader"):
+        student_notebook(notebook_of(("code", "### BEGIN SOLUTION\nx = 1\n### END SOLUTION")))
+    hidden = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["hide-solution"]})
+    with pytest.raises(UnrecognizedSolutionError, match="tag"):
+        student_notebook(notebook_of(hidden))
+
+
+def test_unclosed_gated_solution_fails_loudly():
+    with pytest.raises(UnrecognizedSolutionError, match="never closed"):
+        student_notebook(notebook_of(("md", ":::{solution-start} ex-a\n:::\nsecret")))
