@@ -43,6 +43,7 @@ from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
 from .mnist import (
     ImageData,
     bernoulli_binarize,
+    fixed_binarization,
     load_binarized_mnist,
     load_mnist,
     threshold_binarize,
@@ -92,6 +93,7 @@ __all__ = [
     "em_step",
     "factor_analysis_data",
     "fit",
+    "fixed_binarization",
     "fit_local_gaussians",
     "gaussian_entropy",
     "gaussian_log_density",

@@ -198,6 +198,12 @@ def threshold_binarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return (x > threshold).to(x.dtype)
 
 
+def fixed_binarization(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli binarization of grey levels that every run reproduces, for evaluation data:
+    `bernoulli_binarize` with a generator seeded by `seed`."""
+    return bernoulli_binarize(x, generator=torch.Generator().manual_seed(seed))
+
+
 def bernoulli_binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A Bernoulli sample with the grey levels as probabilities: called on every mini-batch, a
     dynamic binarization; called once with a seeded `generator`, a fixed one (a test set)."""

@@ -102,3 +102,9 @@ def test_confusion_matrix_counts_pairs():
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
     with pytest.raises(ValueError, match="same length"):
         au.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]), 2)
+
+
+def test_fixed_binarization_repeats_and_differs_by_seed():
+    grey = torch.rand(20, 784, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(au.fixed_binarization(grey, 3), au.fixed_binarization(grey, 3))
+    assert not torch.equal(au.fixed_binarization(grey, 3), au.fixed_binarization(grey, 4))
