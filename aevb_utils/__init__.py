@@ -39,6 +39,7 @@ from .factor_analysis import (
     posterior,
 )
 from .files import CorruptDataError, DataNotFoundError
+from .glue import glue
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
 from .mnist import (
     ImageData,
@@ -98,6 +99,7 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_log_density",
     "gaussian_q_elbo",
+    "glue",
     "image_grid",
     "importance_weighted_log_likelihood",
     "is_smoke",
