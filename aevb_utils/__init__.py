@@ -40,6 +40,7 @@ from .factor_analysis import (
 )
 from .files import CorruptDataError, DataNotFoundError
 from .glue import glue
+from .judge import DigitJudge, digit_judge, train_digit_judge
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
 from .mnist import (
     ImageData,
@@ -74,6 +75,7 @@ __all__ = [
     "ChapterTimer",
     "CorruptDataError",
     "Data",
+    "DigitJudge",
     "DataNotFoundError",
     "Estimate",
     "History",
@@ -90,6 +92,7 @@ __all__ = [
     "clustering_accuracy",
     "confusion_matrix",
     "cosine_decay",
+    "digit_judge",
     "elbo_per_example",
     "em_step",
     "factor_analysis_data",
@@ -127,5 +130,6 @@ __all__ = [
     "setup",
     "standard_normal_log_density",
     "threshold_binarize",
+    "train_digit_judge",
     "use_book_style",
 ]
