@@ -26,7 +26,7 @@ import argparse
 import ast
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,6 +343,57 @@ def plain_notebook(
 def package_spec(repository_url: str, branch: str = "main") -> str | None:
     """What pip installs the book's package from: the repository, when its address is known."""
     return f"git+{repository_url.rstrip('/')}@{branch}" if repository_url else None
+
+
+# --- in the book's build (called by the teaching extension) -------------------------------------
+
+
+def online_book_url(theme_options: Mapping, baseurl: str = "") -> str:
+    """The published book: `html_baseurl`, else GitHub Pages of a github.com repository."""
+    if baseurl:
+        return baseurl.rstrip("/")
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)/?",
+                         theme_options.get("repository_url") or "")
+    return f"https://{match[1].lower()}.github.io/{match[2]}" if match else ""
+
+
+def _number_in_build(env, target: Target) -> str | None:
+    """The number Sphinx gave a labelled equation, exercise or algorithm, where it kept one."""
+    for numbers in getattr(env, "toc_fignumbers", {}).get(target.page, {}).values():
+        if target.anchor in numbers:
+            return ".".join(str(n) for n in numbers[target.anchor])
+    return None
+
+
+def plain_for_build(
+    app, notebook: nbformat.NotebookNode, docname: str, student: bool,
+    executed: Callable[[str], nbformat.NotebookNode | None],
+) -> nbformat.NotebookNode:
+    """The plain copy of a chapter in the book's build: glued values of this build (`executed`
+    gives a page's notebook with its outputs), the numbers Sphinx gave, links to the book."""
+    from aevb_utils.runtime import is_smoke
+
+    options = app.config.html_theme_options
+    chapters = [Path(app.env.doc2path(name)) for name in sorted(app.env.found_docs)
+                if name.startswith("notebooks/")]
+    book = book_from_notebooks(chapters, Path(app.srcdir),
+                               online_book_url(options, app.config.html_baseurl))
+    for target in book.targets.values():
+        number = _number_in_build(app.env, target) if target.anchor else None
+        if number:
+            kind = target.text.split()[0] if not target.text.startswith("(") else ""
+            target.text = f"{kind} {number}" if kind else f"({number})"
+    glue = {}
+    for path in chapters:
+        page = path.relative_to(app.srcdir).with_suffix("").as_posix()
+        with_outputs = executed(page)
+        glue[page] = glued_values(with_outputs) if with_outputs else {}
+    return plain_notebook(
+        notebook, glue=glue, book=book, page=docname, source=Path(app.env.doc2path(docname)),
+        budget="smoke" if is_smoke() else "full", student=student,
+        package=package_spec(options.get("repository_url") or "",
+                             options.get("repository_branch") or "main"),
+    )
 
 
 # --- command line ---------------------------------------------------------------------------------
