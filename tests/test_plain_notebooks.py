@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -19,12 +20,16 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from plain_notebooks import (  # noqa: E402
     INSTALL_TAG,
+    BuildContext,
     PlainNotebookError,
     book_from_notebooks,
+    build_context,
     glued_values,
     left_over_myst,
     main,
+    online_book_url,
     package_spec,
+    plain_for_build,
     plain_notebook,
 )
 from student_notebooks import student_notebook  # noqa: E402
@@ -191,3 +196,35 @@ def test_the_command_line(executed_fast_chapter, tmp_path):
     written = nbformat.read(tmp_path / "out" / "01_em.ipynb", as_version=4)
     assert not any(cell.get("outputs") for cell in written.cells if cell.cell_type == "code")
     assert "{solution" not in markdown_of(written) and "{glue" not in markdown_of(written)
+
+
+def fake_sphinx(url: str = "", fignumbers: dict | None = None) -> SimpleNamespace:
+    """The parts of a Sphinx application the build's plain copies read."""
+    docs = {f"notebooks/{path.stem}" for path in CHAPTERS}
+    env = SimpleNamespace(found_docs=docs | {"book/preface"},
+                          doc2path=lambda name: ROOT / f"{name}.ipynb",
+                          toc_fignumbers=fignumbers or {})
+    config = SimpleNamespace(html_theme_options={"repository_url": url,
+                                                 "repository_branch": "student"},
+                             html_baseurl="")
+    return SimpleNamespace(config=config, env=env, srcdir=str(ROOT))
+
+
+def test_the_build_context_uses_sphinx_s_numbers_and_the_repository():
+    assert online_book_url({"repository_url": "https://github.com/Owner/aevb-book"}) == (
+        "https://owner.github.io/aevb-book")
+    assert online_book_url({"repository_url": ""}, "https://book.example.org/") == (
+        "https://book.example.org")
+    assert online_book_url({"repository_url": "https://gitlab.com/o/r"}) == ""
+    fignumbers = {"notebooks/01_em": {"exercise": {"ex-em-elbo-forms": (7,)},
+                                      "displaymath": {"equation-eq-em-evidence": (11,)}}}
+    app = fake_sphinx("https://github.com/owner/aevb", fignumbers)
+    context = build_context(app, lambda page: None)
+    assert context.book.targets["ex-em-elbo-forms"].text == "Exercise 7"
+    assert context.book.targets["eq-em-evidence"].text == "(11)"
+    assert context.package == "git+https://github.com/owner/aevb@student"
+    assert context.book.url == "https://owner.github.io/aevb"
+    plain = plain_for_build(app, nbformat.read(FAST_CHAPTER, as_version=4), "notebooks/01_em",
+                            False, BuildContext(context.book, AnyValue(), "full", None))
+    text = markdown_of(plain)
+    assert "#### Exercise 7" in text and "(11)" in text and "full training budget" in text

@@ -365,12 +365,20 @@ def _number_in_build(env, target: Target) -> str | None:
     return None
 
 
-def plain_for_build(
-    app, notebook: nbformat.NotebookNode, docname: str, student: bool,
-    executed: Callable[[str], nbformat.NotebookNode | None],
-) -> nbformat.NotebookNode:
-    """The plain copy of a chapter in the book's build: glued values of this build (`executed`
-    gives a page's notebook with its outputs), the numbers Sphinx gave, links to the book."""
+@dataclass
+class BuildContext:
+    """What every plain copy of one build shares: the book's labels and numbers, the glued values
+    of every chapter, the budget and what the install cell installs."""
+
+    book: Book
+    glue: dict[str, dict[str, dict]]
+    budget: str
+    package: str | None
+
+
+def build_context(app, executed: Callable[[str], nbformat.NotebookNode | None]) -> BuildContext:
+    """The context of the book's build: the numbers Sphinx gave, the glued values of this build
+    (`executed` gives a page's notebook with its outputs), the address of the online book."""
     from aevb_utils.runtime import is_smoke
 
     options = app.config.html_theme_options
@@ -381,18 +389,25 @@ def plain_for_build(
     for target in book.targets.values():
         number = _number_in_build(app.env, target) if target.anchor else None
         if number:
-            kind = target.text.split()[0] if not target.text.startswith("(") else ""
+            kind = "" if target.text.startswith("(") else target.text.split()[0]
             target.text = f"{kind} {number}" if kind else f"({number})"
     glue = {}
     for path in chapters:
         page = path.relative_to(app.srcdir).with_suffix("").as_posix()
         with_outputs = executed(page)
         glue[page] = glued_values(with_outputs) if with_outputs else {}
+    package = package_spec(options.get("repository_url") or "",
+                           options.get("repository_branch") or "main")
+    return BuildContext(book, glue, "smoke" if is_smoke() else "full", package)
+
+
+def plain_for_build(app, notebook: nbformat.NotebookNode, docname: str, student: bool,
+                    context: BuildContext) -> nbformat.NotebookNode:
+    """The plain copy of a chapter (or of its student copy) in the book's build."""
     return plain_notebook(
-        notebook, glue=glue, book=book, page=docname, source=Path(app.env.doc2path(docname)),
-        budget="smoke" if is_smoke() else "full", student=student,
-        package=package_spec(options.get("repository_url") or "",
-                             options.get("repository_branch") or "main"),
+        notebook, glue=context.glue, book=context.book, page=docname,
+        source=Path(app.env.doc2path(docname)), budget=context.budget, student=student,
+        package=context.package,
     )
 
 

@@ -28,7 +28,7 @@ from docutils import nodes
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 from myst_nb.sphinx_ import NbMetadataCollector
-from plain_notebooks import PlainNotebookError, plain_for_build
+from plain_notebooks import BuildContext, PlainNotebookError, build_context, plain_for_build
 from sphinx.addnodes import download_reference
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
@@ -82,9 +82,9 @@ def launch_buttons_follow_repository(app: Sphinx, config: Any) -> None:
 # --- student notebooks and their smoke-budget running times ------------------------------------
 
 
-def write_student_zip(app: Sphinx, plain: bool = False) -> None:
-    """Write the student notebooks and `_build/teaching/aevb-student-notebooks.zip` (with
-    `plain`, the zip holds their plain-Jupyter copies)."""
+def write_student_zip(app: Sphinx, plain: BuildContext | None = None) -> None:
+    """Write the student notebooks and `_build/teaching/aevb-student-notebooks.zip` (given the
+    build's context, the zip holds their plain-Jupyter copies)."""
     folder = _student_dir(app)
     for old in folder.glob("*.ipynb"):
         old.unlink()
@@ -94,8 +94,7 @@ def write_student_zip(app: Sphinx, plain: bool = False) -> None:
         for path in written:
             notebook = nbformat.read(path, as_version=4)
             if plain:
-                notebook = plain_for_build(app, notebook, f"notebooks/{path.stem}", True,
-                                           lambda page: _with_outputs(app, page))
+                notebook = plain_for_build(app, notebook, f"notebooks/{path.stem}", True, plain)
             archive.writestr(f"aevb-student-notebooks/{path.name}", nbformat.writes(notebook))
     logger.info(f"[teaching] {len(written)} student notebooks in {folder.parent / STUDENT_ZIP}")
 
@@ -191,12 +190,12 @@ def register_executed_notebook(app: Sphinx, doctree: nodes.document) -> None:
 def write_plain_downloads(app: Sphinx, env: Any) -> list[str]:
     """Every chapter has run: the zip and the executed downloads become plain-Jupyter copies."""
     try:
-        write_student_zip(app, plain=True)
+        context = build_context(app, lambda page: _with_outputs(app, page))
+        write_student_zip(app, plain=context)
         for docname in sorted(env.found_docs):
             notebook = _with_outputs(app, docname) if docname.startswith("notebooks/") else None
             if notebook is not None and _executed_notebook(app, docname).exists():
-                plain = plain_for_build(app, notebook, docname, False,
-                                        lambda page: _with_outputs(app, page))
+                plain = plain_for_build(app, notebook, docname, False, context)
                 nbformat.write(plain, _executed_notebook(app, docname))
     except PlainNotebookError as error:
         logger.warning(f"[teaching] no plain-Jupyter downloads: {error}")
