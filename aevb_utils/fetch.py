@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(item, FetchError):
             print(f"FAIL {item}")
             continue
-        size = item.path.stat().st_size / 1e6
-        print(f"ok   {item.file.subfolder}/{item.file.name} ({size:,.1f} MB): {item.how}; "
+        size = item.path.stat().st_size
+        shown = f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.1f} kB"
+        print(f"ok   {item.file.subfolder}/{item.file.name} ({shown}): {item.how}; "
               f"{item.note}")
     done = [item for item in results if isinstance(item, Fetched)]
     unofficial = sum(not item.official for item in done)
