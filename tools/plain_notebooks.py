@@ -133,14 +133,15 @@ NUMBERED = {"exercise": "Exercise", "prf:algorithm": "Algorithm"}
 
 
 def book_from_notebooks(chapters: list[Path], root: Path = ROOT, url: str = "") -> Book:
-    """The book's labels, numbered in reading order (the order of `chapters`) as Sphinx numbers
-    them without section numbers, and its bibliography (book/references.bib)."""
+    """The book's labels, numbered as the book numbers them ("Exercise 2.3", equation (2.5): the
+    chapter's place in `chapters`, then the count within the chapter; the build uses Sphinx's own
+    numbers), and its bibliography (book/references.bib)."""
     book = Book(url=url, citations=citations(root / "book" / "references.bib"),
                 macros=book_macros(root / "_config.yml"))
-    counters = {"equation": 0, **{kind: 0 for kind in NUMBERED}}
-    for path in chapters:
+    for chapter, path in enumerate(chapters, start=1):
         page = path.relative_to(root).with_suffix("").as_posix()
         notebook = nbformat.read(path, as_version=4)
+        counters = {"equation": 0, **{kind: 0 for kind in NUMBERED}}
         for cell in notebook.cells:
             if cell.cell_type != "markdown":
                 continue
@@ -155,7 +156,7 @@ def book_from_notebooks(chapters: list[Path], root: Path = ROOT, url: str = "") 
                     events.append((match.start(), match["name"], label))
             for _, kind, label in sorted(events):
                 counters[kind] += 1
-                number = counters[kind]
+                number = f"{chapter}.{counters[kind]}"
                 if kind == "equation":
                     book.targets[label] = Target(page, f"({number})", f"equation-{label}")
                 else:

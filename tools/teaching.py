@@ -187,8 +187,10 @@ def register_executed_notebook(app: Sphinx, doctree: nodes.document) -> None:
     env.dlfiles.add_file(env.docname, os.path.relpath(executed, app.srcdir))
 
 
-def write_plain_downloads(app: Sphinx, env: Any) -> list[str]:
-    """Every chapter has run: the zip and the executed downloads become plain-Jupyter copies."""
+def write_plain_downloads(app: Sphinx, builder: Any) -> None:
+    """Every chapter has run and Sphinx has numbered everything (`write-started`): the zip and
+    the executed downloads become plain-Jupyter copies."""
+    env = app.env
     try:
         context = build_context(app, lambda page: _with_outputs(app, page))
         write_student_zip(app, plain=context)
@@ -199,7 +201,6 @@ def write_plain_downloads(app: Sphinx, env: Any) -> list[str]:
                 nbformat.write(plain, _executed_notebook(app, docname))
     except PlainNotebookError as error:
         logger.warning(f"[teaching] no plain-Jupyter downloads: {error}")
-    return []
 
 
 def add_executed_download_button(
@@ -325,7 +326,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", register_executed_notebook)
     app.connect("html-page-context", add_executed_download_button, priority=600)
     app.connect("env-updated", pages_with_times)
-    app.connect("env-updated", write_plain_downloads)
+    app.connect("write-started", write_plain_downloads)
     app.add_role("student-notebooks", StudentNotebooksRole())
     app.add_node(ChapterTimesNode)
     app.add_directive("chapter-times", ChapterTimesDirective)
