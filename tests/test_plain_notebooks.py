@@ -50,11 +50,11 @@ GLUED = re.compile(r"\{glue:text\}`([\w-]+)(?::([^`]*))?`")
 @pytest.fixture(scope="module")
 def executed_fast_chapter() -> nbformat.NotebookNode:
     """Chapter 1 with outputs as the build's cache holds them: its code cells and one more that
-    glues, with myst-nb's `glue` (through `au.glue`), a distinct number for every name its text
-    uses (executing the whole chapter would double the time its nbval test takes)."""
+    glues, with myst-nb's `glue` (what `au.glue` calls in the build), a distinct number for every
+    name its text uses (executing the whole chapter would double the time its nbval test takes)."""
     notebook = nbformat.read(FAST_CHAPTER, as_version=4)
     names = sorted(set(GLUED.findall(markdown_of(notebook))))
-    lines = ["from aevb_utils import glue"] + [
+    lines = ["from myst_nb import glue"] + [
         f"glue({name!r}, {1000 + index}.125, display={index % 2 == 0})"  # both output forms
         for index, (name, _) in enumerate(names)
     ]
