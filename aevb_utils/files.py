@@ -13,6 +13,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,31 @@ def _fetch(
         tmp.unlink(missing_ok=True)
 
 
+def local_folders(subfolder: str) -> list[Path]:
+    """The folders a data file is looked for in, in order: AEVB_DATA_DIR's `subfolder`, then
+    AEVB_DATA_DIR itself, then the cache's `subfolder`."""
+    folders = []
+    if data_dir() is not None:
+        folders += [data_dir() / subfolder, data_dir()]
+    folders.append(cache_dir() / subfolder)
+    return folders
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file a loader uses: where it goes, where it comes from, and how it is checked."""
+
+    name: str
+    subfolder: str  # under AEVB_DATA_DIR and the cache: "mnist", "binarized_mnist"
+    urls: tuple[str, ...]  # tried in order
+    md5: str | None = None  # the published checksum, where there is one
+    validate: Callable[[Path], object] | None = None  # raises CorruptDataError
+
+    def locate(self) -> Path:
+        """The file's path, downloaded and verified if it is in no local folder (`locate`)."""
+        return locate(self.name, self.subfolder, self.urls, self.md5, self.validate)
+
+
 def locate(
     name: str,
     subfolder: str,
@@ -106,11 +132,8 @@ def locate(
     `urls` are tried in order. A downloaded file must match `md5` (when given) and pass
     `validate` (which raises CorruptDataError) before it is moved into the cache.
     """
-    folders = []
-    if data_dir() is not None:
-        folders += [data_dir() / subfolder, data_dir()]
+    folders = local_folders(subfolder)
     cached = cache_dir() / subfolder
-    folders.append(cached)
     for folder in folders:
         if (folder / name).is_file():
             return folder / name

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .files import CorruptDataError, cached_array, locate, origin
+from .files import CorruptDataError, DataFile, cached_array, origin
 
 MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -50,6 +50,30 @@ class ImageData:
 
     def __repr__(self) -> str:
         return f"ImageData({self.description}: {len(self):,} images)"
+
+
+# --- The data files, for the loaders and `python -m aevb_utils fetch` -------------------------
+
+
+def mnist_file(name: str) -> DataFile:
+    """An official MNIST file: downloaded from the first mirror that has it, md5-checked."""
+    return DataFile(name, "mnist", tuple(base + name for base in MNIST_URLS), MNIST_MD5[name],
+                    read_idx)
+
+
+def binarized_file(split: str) -> DataFile:
+    """A split of binarized MNIST: no published checksum, so every row is checked instead."""
+    rows = BINARIZED_ROWS[split]
+    name = f"binarized_mnist_{split}.amat"
+    return DataFile(name, "binarized_mnist", (BINARIZED_URL + name,),
+                    validate=lambda path: _parse_amat(path, rows))
+
+
+def data_files() -> list[DataFile]:
+    """Every data file any chapter loads."""
+    return [mnist_file(name) for split in MNIST_FILES for name in MNIST_FILES[split]] + [
+        binarized_file(split) for split in BINARIZED_ROWS
+    ]
 
 
 # --- IDX format -------------------------------------------------------------------------------
@@ -110,10 +134,7 @@ def load_mnist(
         raise ValueError(f"split must be 'train' or 'test', not {split!r}.")
     if binarize not in (None, "threshold"):
         raise ValueError(f"binarize must be None or 'threshold', not {binarize!r}.")
-    image_name, label_name = MNIST_FILES[split]
-    urls = lambda name: [base + name for base in MNIST_URLS]  # noqa: E731
-    image_path = locate(image_name, "mnist", urls(image_name), MNIST_MD5[image_name], read_idx)
-    label_path = locate(label_name, "mnist", urls(label_name), MNIST_MD5[label_name], read_idx)
+    image_path, label_path = (mnist_file(name).locate() for name in MNIST_FILES[split])
     images = cached_array(image_path, "mnist-images", _read_mnist_images)
     labels = cached_array(label_path, "mnist-labels", _read_mnist_labels)
     if images.shape[0] != labels.shape[0]:
@@ -178,11 +199,8 @@ def load_binarized_mnist(
     """The fixed binarization of MNIST used as a density-estimation benchmark (no labels)."""
     if split not in BINARIZED_ROWS:
         raise ValueError(f"split must be 'train', 'valid' or 'test', not {split!r}.")
-    name = f"binarized_mnist_{split}.amat"
     rows = BINARIZED_ROWS[split]
-    path = locate(
-        name, "binarized_mnist", [BINARIZED_URL + name], validate=lambda p: _parse_amat(p, rows)
-    )
+    path = binarized_file(split).locate()
     array = cached_array(path, f"binarized-{split}", lambda p: _parse_amat(p, rows))
     data = ImageData(torch.from_numpy(array.astype(np.float32)), None, f"binarized MNIST {split}")
     if verbose:

@@ -7,6 +7,8 @@ Fails (exit code 1, one line per problem) unless
 - the instructor's page links the zip of student notebooks, and the zip holds one notebook per
   chapter notebook (`notebooks/*.ipynb`), without outputs and without `{solution` blocks;
 - every chapter page links its executed notebook in `_downloads/`, and that notebook has outputs;
+- every notebook of the zip and every executed notebook reads in plain Jupyter: no MyST left
+  (`{glue`, directives, roles) and a first cell that installs `aevb_utils` when it is missing;
 - the instructor's table of running times has a row with measured times for every chapter page.
 """
 
@@ -18,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+from plain_notebooks import INSTALL_TAG, left_over_myst
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +32,17 @@ def linked_downloads(page: Path) -> list[Path]:
         (page.parent / href).resolve()
         for href in re.findall(r'href="([^"#]*_downloads/[^"#]+)"', html)
     ]
+
+
+def not_plain(notebook: nbformat.NotebookNode, name: str) -> list[str]:
+    """What keeps a downloaded notebook from reading well in plain Jupyter."""
+    problems = []
+    if not notebook.cells or INSTALL_TAG not in notebook.cells[0].metadata.get("tags", []):
+        problems.append(f"{name} does not start with the cell that installs aevb_utils")
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and (left := left_over_myst(cell.source)):
+            problems.append(f"{name}, cell {index}: {', '.join(left)} left")
+    return problems
 
 
 def check_student_zip(site: Path, chapters: list[Path]) -> list[str]:
@@ -52,6 +66,7 @@ def check_student_zip(site: Path, chapters: list[Path]) -> list[str]:
                 problems.append(f"student notebook {name} has outputs")
             if any("{solution" in cell.source for cell in notebook.cells):
                 problems.append(f"student notebook {name} contains a solution")
+            problems += not_plain(notebook, f"student notebook {name}")
     return problems
 
 
@@ -68,6 +83,7 @@ def check_executed_notebooks(site: Path) -> list[str]:
         notebook = nbformat.read(executed[0], as_version=4)
         if not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"):
             problems.append(f"{executed[0]} (linked from {page.name}) has no outputs")
+        problems += not_plain(notebook, f"{executed[0]} (linked from {page.name})")
     return problems
 
 

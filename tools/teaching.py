@@ -10,7 +10,9 @@ While the book builds it
 - offers each chapter's *executed* notebook (its outputs from the execution cache) as a
   download: an "executed .ipynb" entry in the page's download menu;
 - fills the `{chapter-times}` directive with a table of the chapters' measured running times;
-- turns the Binder and Colab launch buttons on only when `repository.url` is set.
+- turns the Binder and Colab launch buttons on only when `repository.url` is set;
+- once every chapter has run, rewrites the zip and the executed downloads as plain-Jupyter
+  notebooks (`plain_notebooks.py`): glued values in the text, no MyST, an install cell first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from docutils import nodes
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 from myst_nb.sphinx_ import NbMetadataCollector
+from plain_notebooks import BuildContext, PlainNotebookError, build_context, plain_for_build
 from sphinx.addnodes import download_reference
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
@@ -42,13 +45,14 @@ HAS_TIMES_KEY = "has_chapter_times"
 STUDENT_README = """\
 # AEVB, Annotated: student notebooks
 
-The chapters of the book with the solutions removed and no outputs. Each notebook imports the
-book's small utility package, `aevb_utils`: install the book's repository first, e.g. from a
-clone with `pip install -r requirements.txt` (or `pip install -e .` in an environment that
-already has PyTorch), then `jupyter lab`.
+The chapters of the book with the solutions removed and no outputs, written for plain Jupyter,
+JupyterLab or Colab: the numbers the text quotes are those of the book's build, and the first
+cell of each notebook installs the book's small package, `aevb_utils`, when it is missing (it
+does nothing where it is installed, e.g. after `pip install -r requirements.txt` in a clone).
 
-Data are downloaded on first use. For a lab without internet, copy the data folder to each
-machine and set `AEVB_DATA_DIR=/path/to/data AEVB_OFFLINE=1` before starting Jupyter.
+Data are downloaded on first use. For a lab without internet, run
+`python -m aevb_utils fetch DATA` once on a machine with internet, copy the folder DATA to each
+machine and set `AEVB_DATA_DIR=/path/to/DATA AEVB_OFFLINE=1` before starting Jupyter.
 `AEVB_SMOKE=1` runs every chapter with a tiny training budget.
 """
 
@@ -78,8 +82,9 @@ def launch_buttons_follow_repository(app: Sphinx, config: Any) -> None:
 # --- student notebooks and their smoke-budget running times ------------------------------------
 
 
-def write_student_zip(app: Sphinx) -> None:
-    """Write the student notebooks and `_build/teaching/aevb-student-notebooks.zip`."""
+def write_student_zip(app: Sphinx, plain: BuildContext | None = None) -> None:
+    """Write the student notebooks and `_build/teaching/aevb-student-notebooks.zip` (given the
+    build's context, the zip holds their plain-Jupyter copies)."""
     folder = _student_dir(app)
     for old in folder.glob("*.ipynb"):
         old.unlink()
@@ -87,7 +92,10 @@ def write_student_zip(app: Sphinx) -> None:
     with zipfile.ZipFile(folder.parent / STUDENT_ZIP, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("aevb-student-notebooks/README.md", STUDENT_README)
         for path in written:
-            archive.write(path, f"aevb-student-notebooks/{path.name}")
+            notebook = nbformat.read(path, as_version=4)
+            if plain:
+                notebook = plain_for_build(app, notebook, f"notebooks/{path.stem}", True, plain)
+            archive.writestr(f"aevb-student-notebooks/{path.name}", nbformat.writes(notebook))
     logger.info(f"[teaching] {len(written)} student notebooks in {folder.parent / STUDENT_ZIP}")
 
 
@@ -177,6 +185,22 @@ def register_executed_notebook(app: Sphinx, doctree: nodes.document) -> None:
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, executed)
     env.dlfiles.add_file(env.docname, os.path.relpath(executed, app.srcdir))
+
+
+def write_plain_downloads(app: Sphinx, builder: Any) -> None:
+    """Every chapter has run and Sphinx has numbered everything (`write-started`): the zip and
+    the executed downloads become plain-Jupyter copies."""
+    env = app.env
+    try:
+        context = build_context(app, lambda page: _with_outputs(app, page))
+        write_student_zip(app, plain=context)
+        for docname in sorted(env.found_docs):
+            notebook = _with_outputs(app, docname) if docname.startswith("notebooks/") else None
+            if notebook is not None and _executed_notebook(app, docname).exists():
+                plain = plain_for_build(app, notebook, docname, False, context)
+                nbformat.write(plain, _executed_notebook(app, docname))
+    except PlainNotebookError as error:
+        logger.warning(f"[teaching] no plain-Jupyter downloads: {error}")
 
 
 def add_executed_download_button(
@@ -302,6 +326,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", register_executed_notebook)
     app.connect("html-page-context", add_executed_download_button, priority=600)
     app.connect("env-updated", pages_with_times)
+    app.connect("write-started", write_plain_downloads)
     app.add_role("student-notebooks", StudentNotebooksRole())
     app.add_node(ChapterTimesNode)
     app.add_directive("chapter-times", ChapterTimesDirective)
