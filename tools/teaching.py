@@ -111,7 +111,8 @@ def run_student_notebooks_at_smoke_budget(app: Sphinx) -> None:
     app.env.teaching_smoke_seconds = {}  # type: ignore[attr-defined]
     if not app.config.teaching_smoke_times:
         return
-    cache = get_cache(str(_build_dir(app) / ".smoke_cache"))
+    # in the source's _build/, whatever --path-output says: the student edition shares it
+    cache = get_cache(str(Path(app.srcdir) / "_build" / ".smoke_cache"))
     paths = sorted(_student_dir(app).glob("*.ipynb"))
     known = {record.uri for record in cache.list_project_records()}
     for record in cache.list_project_records():
@@ -168,6 +169,8 @@ def register_executed_notebook(app: Sphinx, doctree: nodes.document) -> None:
     env = app.env
     if not str(env.doc2path(env.docname)).endswith(".ipynb"):
         return
+    if getattr(app.config, "student_edition", False):
+        return  # the student edition hands out the student notebooks only (student_edition.py)
     notebook = _with_outputs(app, env.docname)
     code_cells = [cell for cell in (notebook.cells if notebook else []) if cell.cell_type == "code"]
     if not any(cell.get("outputs") for cell in code_cells):
