@@ -16,8 +16,10 @@ While the book builds it
 from __future__ import annotations
 
 import os
+import platform
 import zipfile
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,18 @@ def pages_with_times(app: Sphinx, env: Any) -> list[str]:
     ]
 
 
+def build_machine() -> str:
+    """The processor, its logical CPUs and the versions the times were measured with."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()}, "
+            f"Python {platform.python_version()}, torch {version('torch')}")
+
+
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
@@ -280,6 +294,7 @@ class ChapterTimesTransform(SphinxPostTransform):
                 ]
             )
         table = nodes.table(classes=["chapter-times"])
+        table += nodes.title("", f"Measured on the machine that built this page: {build_machine()}")
         group = nodes.tgroup(cols=len(headers))
         table += group
         group += [nodes.colspec(colwidth=1) for _ in headers]
