@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from student_notebooks import (  # noqa: E402
+    SolutionLeakError,
     UnrecognizedSolutionError,
     count_exercises,
+    find_leaks,
     main,
     student_notebook,
 )
@@ -250,3 +252,48 @@ def test_lesson_plan_sets_every_exercise_once_within_the_time():
     vae_lesson = next(lesson for label, lesson, *_ in rows if label == "ex-vae-rate")
     estimators = next(lesson for label, lesson, *_ in rows if label == "ex-reparam-vae-estimators")
     assert int(estimators) >= int(vae_lesson), "the VAE estimators exercise needs the VAE"
+
+
+# --- the leak check ---------------------------------------------------------------------------
+
+CITING = EXERCISE + "\n:::{solution} ex-a\nIt is {glue:text}`answer:.2f`.\n:::\n"
+
+
+def solution_cell(source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, metadata={"tags": ["solution", "hide-input"]})
+
+
+def test_a_kept_cell_that_glues_a_cited_value_is_a_leak():
+    leaky = notebook_of(("code", 'glue("answer", 42, display=False)'), ("md", CITING))
+    assert [leak.kind for leak in find_leaks(leaky)] == ["glue"]
+    with pytest.raises(SolutionLeakError, match="answer"):
+        student_notebook(leaky)
+    fixed = notebook_of(("md", CITING), solution_cell('glue("answer", 42, display=False)'))
+    assert find_leaks(fixed) == []
+
+
+def test_an_fstring_glue_in_a_kept_cell_is_a_leak_unless_a_solution_glues_the_name():
+    kept = ("code", 'for key in keys:\n    glue(f"ans{key}", 1, display=False)')
+    assert len(find_leaks(notebook_of(kept, ("md", CITING)))) == 1
+    owned = solution_cell('glue("answer", 42, display=False)')
+    assert find_leaks(notebook_of(kept, ("md", CITING), owned)) == []
+
+
+def test_a_value_the_exercise_states_is_a_given_not_a_leak():
+    given = (":::{exercise}\n:label: ex-a\nWith {glue:text}`answer` samples, compute it.\n:::\n"
+             ":::{solution} ex-a\nWith {glue:text}`answer` samples it is 3.\n:::\n")
+    kept = ("code", 'glue("answer", 10, display=False)')
+    assert find_leaks(notebook_of(kept, ("md", given))) == []
+
+
+def test_a_kept_cell_that_repeats_a_solutions_code_is_a_leak():
+    code = "variance_ratio = meanfield_variance / post_cov_true.diagonal()\nprint(variance_ratio)"
+    solution = EXERCISE + "\n:::{solution} ex-a\n```python\n" + code + "\n```\n:::\n"
+    leaks = find_leaks(notebook_of(("code", code), ("md", solution)))
+    assert [leak.kind for leak in leaks] == ["code"]
+    assert find_leaks(notebook_of(("code", "print(1)"), ("md", solution))) == []
+
+
+def test_check_reports_the_leaks_of_the_chapters(capsys):
+    status = main(["--check", str(CHAPTERS[0])])
+    assert status == 0 and "0 leak(s) found" in capsys.readouterr().out

@@ -239,12 +239,15 @@ def _exercise_text(source: str) -> str:
 
 
 def _fenced_code(markdown: str) -> list[str]:
-    """The code blocks (fences that are not directives) of a Markdown text."""
-    return [
-        token.content
-        for token in _markdown.parse(markdown)
-        if token.type == "fence" and not token.info.strip().startswith("{")
-    ]
+    """The code blocks (fences that are not directives) of a Markdown text, also those nested
+    in directives."""
+    blocks = []
+    for token in _markdown.parse(markdown):
+        if token.type == "fence" and not token.info.strip().startswith("{"):
+            blocks.append(token.content)
+        elif token.type in ("fence", "colon_fence"):  # a directive: look inside
+            blocks += _fenced_code(token.content)
+    return blocks
 
 
 def find_leaks(notebook: nbformat.NotebookNode, name: str = "notebook") -> list[Leak]:
