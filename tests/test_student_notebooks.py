@@ -193,7 +193,10 @@ def code_exercises(notebook: nbformat.NotebookNode) -> dict[str, bool]:
         if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])
     ]
     return {
-        label: any(label in cell and "assert" in cell for cell in solution_cells)
+        label: any(
+            re.search(rf"{re.escape(label)}(?![\w-])", cell) and "assert" in cell
+            for cell in solution_cells
+        )
         for _, label, statement in EXERCISE_BLOCK.findall(markdown)
         if CODE_VERBS.search(" ".join(statement.split()))
     }
