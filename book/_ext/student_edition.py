@@ -84,8 +84,14 @@ def hand_out_student_notebooks(app: Sphinx, exception: Exception | None) -> None
     chapters = sorted((Path(app.srcdir) / "notebooks").glob("*.ipynb"))
     folder = Path(app.outdir).parent / "student-sources"
     shutil.rmtree(folder, ignore_errors=True)
-    for written in write_student_notebooks(folder, chapters):
-        shutil.copyfile(written, sources / written.name)
+    for chapter in chapters:
+        try:
+            written = write_student_notebooks(folder, [chapter])
+        except ValueError as error:  # a leak or an unknown solution form: hand out nothing
+            (sources / chapter.name).unlink(missing_ok=True)
+            logger.warning(f"[edition] {chapter.name} is not offered for download: {error}")
+            continue
+        shutil.copyfile(written[0], sources / chapter.name)
     logger.info(f"[edition] {len(chapters)} student notebooks in {sources}")
 
 
