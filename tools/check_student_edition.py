@@ -7,7 +7,7 @@ looks, in every HTML page of the site and every notebook it offers for download,
 
 - a solution's markup: sphinx-exercise's `solution` admonition, a code cell tagged `solution`;
 - a solution's text: any run of eight words of a chapter's solutions (its `{solution}` blocks and
-  its cells tagged `solution`) that appears nowhere else in the chapter's source.
+  its cells tagged `solution`) that no chapter shows outside its solutions.
 
 It prints the number of pages checked and the solutions found, and fails if any is found. With
 `--expect-solutions` it checks the opposite (the full book must show its solutions), which shows
@@ -46,8 +46,8 @@ def ngrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(found[i : i + NGRAM]) for i in range(len(found) - NGRAM + 1)}
 
 
-def solution_ngrams(chapter: Path) -> set[tuple[str, ...]]:
-    """The eight-word runs of a chapter's solutions that its other text does not contain."""
+def split_ngrams(chapter: Path) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The eight-word runs of a chapter's solutions, and those of the rest of its text."""
     notebook = nbformat.read(chapter, as_version=4)
     solutions, elsewhere = [], []
     in_gated = False
@@ -62,7 +62,15 @@ def solution_ngrams(chapter: Path) -> set[tuple[str, ...]]:
             elsewhere.append(kept)
         else:
             elsewhere.append(cell.source)
-    return ngrams("\n".join(solutions)) - ngrams("\n".join(elsewhere))
+    return ngrams("\n".join(solutions)), ngrams("\n".join(elsewhere))
+
+
+def secret_ngrams(chapters: list[Path]) -> set[tuple[str, ...]]:
+    """Runs of solution text that no chapter shows outside its solutions."""
+    split = [split_ngrams(chapter) for chapter in chapters]
+    return set().union(*(solution for solution, _ in split)) - set().union(
+        *(public for _, public in split)
+    )
 
 
 def page_text(path: Path) -> str:
@@ -74,7 +82,7 @@ def page_text(path: Path) -> str:
 def find_solutions(site: Path) -> tuple[int, list[str]]:
     """Pages and downloads checked, and a line for each solution found in them."""
     chapters = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    secret = set().union(*(solution_ngrams(chapter) for chapter in chapters))
+    secret = secret_ngrams(chapters)
     found = []
     pages = sorted(site.rglob("*.html"))
     for page in pages:

@@ -91,7 +91,8 @@ def hand_out_student_notebooks(app: Sphinx, exception: Exception | None) -> None
             (sources / chapter.name).unlink(missing_ok=True)
             logger.warning(f"[edition] {chapter.name} is not offered for download: {error}")
             continue
-        shutil.copyfile(written[0], sources / chapter.name)
+        if (sources / chapter.name).exists():  # a chapter of the table of contents
+            shutil.copyfile(written[0], sources / chapter.name)
     logger.info(f"[edition] {len(chapters)} student notebooks in {sources}")
 
 
