@@ -6,6 +6,7 @@ loop, evaluation, plotting, and seeding and device choice. Each chapter writes i
 its own per-example ELBO estimator next to the mathematics that derives them.
 """
 
+from . import check as check  # au.check: checks students run on their answers
 from .data import Data, as_tensors, random_subset
 from .densities import (
     bernoulli_log_likelihood,

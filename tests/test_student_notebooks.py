@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from student_notebooks import (  # noqa: E402
+    SolutionLeakError,
     UnrecognizedSolutionError,
     count_exercises,
+    find_leaks,
     main,
     student_notebook,
 )
@@ -41,10 +43,18 @@ EXERCISE = ":::{exercise}\n:label: ex-a\nCompute the answer.\n:::\n"
 
 @pytest.fixture(scope="module")
 def students(tmp_path_factory) -> dict[str, Path]:
-    """The command as documented, run once on every chapter."""
+    """The command as documented, run once on each chapter (so that a chapter that fails, say
+    with a leak, fails its own tests only)."""
     outdir = tmp_path_factory.mktemp("student")
-    assert main([str(outdir)]) == 0
-    return {path.name: outdir / path.name for path in CHAPTERS}
+    return {path.name: outdir / path.name for path in CHAPTERS
+            if main([str(outdir), str(path)]) == 0}
+
+
+def student_copy(students: dict[str, Path], chapter: Path) -> nbformat.NotebookNode:
+    assert chapter.name in students, (
+        f"tools/student_notebooks.py refused {chapter.name}: run it with --check for the reason"
+    )
+    return nbformat.read(students[chapter.name], as_version=4)
 
 
 # A {solution} block fenced with colons, found independently of the tool's Markdown parser.
@@ -72,7 +82,7 @@ def solution_bodies(notebook: nbformat.NotebookNode) -> list[str]:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
 def test_exercises_kept_and_solutions_gone(students, chapter):
     original = nbformat.read(chapter, as_version=4)
-    student = nbformat.read(students[chapter.name], as_version=4)
+    student = student_copy(students, chapter)
     assert count_exercises(student) == count_exercises(original) >= 3
     text = "\n".join(cell.source for cell in student.cells)
     assert "{solution" not in text
@@ -92,7 +102,7 @@ def test_exercises_kept_and_solutions_gone(students, chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
 def test_student_notebook_executes_under_smoke(students, chapter, monkeypatch):
     monkeypatch.setenv("AEVB_SMOKE", "1")  # the kernel inherits the environment
-    student = nbformat.read(students[chapter.name], as_version=4)
+    student = student_copy(students, chapter)
     client = NotebookClient(
         student,
         timeout=300,
@@ -159,3 +169,142 @@ def test_unrecognized_solution_marker_in_code_fails_loudly():
 def test_unclosed_gated_solution_fails_loudly():
     with pytest.raises(UnrecognizedSolutionError, match="never closed"):
         student_notebook(notebook_of(("md", ":::{solution-start} ex-a\n:::\nsecret")))
+
+
+# --- exercises that ask for code, and the answers the build computes --------------------------
+
+# An exercise asks for code when a sentence or clause of it starts with one of these verbs.
+CODE_VERBS = re.compile(
+    r"(?:^|[.?!),:;]\s+|\(\w\)\s+|\bthen\s+)(run|retrain|train|write|measure|modify|add|"
+    r"replace|take|compute|evaluate|plot|generate|loop|split|use|fit|estimate|implement|check)\b",
+    re.I,
+)
+EXERCISE_BLOCK = re.compile(r"^(:{3,})\{exercise\}.*?\n:label: (\S+)\n(.*?)^\1\s*$", re.S | re.M)
+# Chapters whose every code exercise has a build-computed answer; the others are reported.
+COMPLETE_CHAPTERS = {"01_em", "02_approximate_em", "03_amortized_inference"}
+
+
+def code_exercises(notebook: nbformat.NotebookNode) -> dict[str, bool]:
+    """Each exercise that asks for code, and whether a hidden solution cell computes and
+    asserts its answer (a cell tagged `solution` that names the exercise and asserts)."""
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    solution_cells = [
+        c.source for c in notebook.cells
+        if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])
+    ]
+    return {
+        label: any(
+            re.search(rf"{re.escape(label)}(?![\w-])", cell) and "assert" in cell
+            for cell in solution_cells
+        )
+        for _, label, statement in EXERCISE_BLOCK.findall(markdown)
+        if CODE_VERBS.search(" ".join(statement.split()))
+    }
+
+
+def test_code_exercises_have_answers_computed_by_the_build(capsys):
+    counts, missing = {}, {}
+    for chapter in CHAPTERS:
+        found = code_exercises(nbformat.read(chapter, as_version=4))
+        counts[chapter.stem] = (sum(found.values()), len(found))
+        missing[chapter.stem] = sorted(label for label, done in found.items() if not done)
+    with capsys.disabled():
+        total = [sum(done for done, _ in counts.values()), sum(n for _, n in counts.values())]
+        print(f"\ncode exercises with a build-computed answer: {total[0]} of {total[1]}")
+        for stem, (done, n) in counts.items():
+            gaps = f"; missing {missing[stem]}" if missing[stem] else ""
+            print(f"  {stem}: {done} of {n}{gaps}")
+    assert total[1] >= 20, "the classification of code exercises found too few"
+    for stem in COMPLETE_CHAPTERS:
+        assert not missing[stem], f"{stem}: code exercises without an answer: {missing[stem]}"
+
+
+def test_solution_cells_are_hidden():
+    for chapter in CHAPTERS:
+        for cell in nbformat.read(chapter, as_version=4).cells:
+            if "solution" in cell.metadata.get("tags", []):
+                tags = cell.metadata["tags"]
+                assert "hide-input" in tags, f"{chapter.name}: a visible solution cell"
+
+
+# --- the lesson plan on the instructor's page -------------------------------------------------
+
+INSTRUCTOR = ROOT / "book" / "instructor.md"
+PLAN_ROW = re.compile(
+    r"^\| \{ref\}`(ex-[\w-]+) <\1>` \| (\d+) \| (class|lab|homework) \| (\d+) \| (★{1,3}) "
+    r"\| (O\d) \|$",
+    re.M,
+)
+
+
+def test_lesson_plan_sets_every_exercise_once_within_the_time():
+    text = INSTRUCTOR.read_text(encoding="utf-8")
+    rows = PLAN_ROW.findall(text)
+    labels = [row[0] for row in rows]
+    in_chapters = {
+        label
+        for chapter in CHAPTERS
+        for label in re.findall(r":label: (ex-[\w-]+)", "\n".join(
+            c.source for c in nbformat.read(chapter, as_version=4).cells))
+    }
+    assert len(labels) == len(set(labels)), "an exercise is set twice"
+    assert set(labels) == in_chapters, (
+        f"not in the plan: {sorted(in_chapters - set(labels))}; "
+        f"not in a chapter: {sorted(set(labels) - in_chapters)}"
+    )
+    minutes: dict[tuple[str, str], int] = {}
+    for _, lesson, when, mins, _, _ in rows:
+        minutes[(lesson, when)] = minutes.get((lesson, when), 0) + int(mins)
+    for (lesson, when), total in minutes.items():
+        limit = {"class": 20, "lab": 45}.get(when)
+        assert limit is None or total <= limit, f"lesson {lesson}: {total} minutes of {when} work"
+    outcomes = set(re.findall(r"^- \*\*(O\d)\*\*", text, re.M))
+    assert outcomes and outcomes == {row[5] for row in rows}, "an outcome without an exercise"
+    vae_lesson = next(lesson for label, lesson, *_ in rows if label == "ex-vae-rate")
+    estimators = next(lesson for label, lesson, *_ in rows if label == "ex-reparam-vae-estimators")
+    assert int(estimators) >= int(vae_lesson), "the VAE estimators exercise needs the VAE"
+
+
+# --- the leak check ---------------------------------------------------------------------------
+
+CITING = EXERCISE + "\n:::{solution} ex-a\nIt is {glue:text}`answer:.2f`.\n:::\n"
+
+
+def solution_cell(source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, metadata={"tags": ["solution", "hide-input"]})
+
+
+def test_a_kept_cell_that_glues_a_cited_value_is_a_leak():
+    leaky = notebook_of(("code", 'glue("answer", 42, display=False)'), ("md", CITING))
+    assert [leak.kind for leak in find_leaks(leaky)] == ["glue"]
+    with pytest.raises(SolutionLeakError, match="answer"):
+        student_notebook(leaky)
+    fixed = notebook_of(("md", CITING), solution_cell('glue("answer", 42, display=False)'))
+    assert find_leaks(fixed) == []
+
+
+def test_an_fstring_glue_in_a_kept_cell_is_a_leak_unless_a_solution_glues_the_name():
+    kept = ("code", 'for key in keys:\n    glue(f"ans{key}", 1, display=False)')
+    assert len(find_leaks(notebook_of(kept, ("md", CITING)))) == 1
+    owned = solution_cell('glue("answer", 42, display=False)')
+    assert find_leaks(notebook_of(kept, ("md", CITING), owned)) == []
+
+
+def test_a_value_the_exercise_states_is_a_given_not_a_leak():
+    given = (":::{exercise}\n:label: ex-a\nWith {glue:text}`answer` samples, compute it.\n:::\n"
+             ":::{solution} ex-a\nWith {glue:text}`answer` samples it is 3.\n:::\n")
+    kept = ("code", 'glue("answer", 10, display=False)')
+    assert find_leaks(notebook_of(kept, ("md", given))) == []
+
+
+def test_a_kept_cell_that_repeats_a_solutions_code_is_a_leak():
+    code = "variance_ratio = meanfield_variance / post_cov_true.diagonal()\nprint(variance_ratio)"
+    solution = EXERCISE + "\n:::{solution} ex-a\n```python\n" + code + "\n```\n:::\n"
+    leaks = find_leaks(notebook_of(("code", code), ("md", solution)))
+    assert [leak.kind for leak in leaks] == ["code"]
+    assert find_leaks(notebook_of(("code", "print(1)"), ("md", solution))) == []
+
+
+def test_check_reports_the_leaks_of_the_chapters(capsys):
+    status = main(["--check", str(CHAPTERS[0])])
+    assert status == 0 and "0 leak(s) found" in capsys.readouterr().out

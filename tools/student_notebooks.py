@@ -1,6 +1,7 @@
 """Write the student copies of the chapter notebooks: every solution removed, outputs cleared.
 
     .venv/bin/python tools/student_notebooks.py OUTDIR [NOTEBOOK ...]
+    .venv/bin/python tools/student_notebooks.py --check [NOTEBOOK ...]
 
 writes `OUTDIR/NAME.ipynb` for every chapter notebook (default: `notebooks/*.ipynb`). Every
 exercise statement is kept. The solution forms recognized (and removed) are
@@ -15,6 +16,15 @@ Anything else that looks like a solution (a `{solution` left after removal, a `:
 tag naming a solution, a heading or bold line starting with "Solution", nbgrader's
 `BEGIN SOLUTION` markers) is an error: the script fails rather than leak an answer. Markdown is
 parsed with markdown-it-py and its colon-fence plugin, the parser MyST itself uses.
+
+It also fails when a kept cell gives an answer away (`find_leaks`):
+
+- a kept code cell glues a value that a solution cites with `{glue:text}` (or `{glue}`), unless
+  the exercise statement itself cites it (then it is a given of the exercise, not its answer);
+- a kept code cell has a line of a solution's code (a line of 30 characters or more, compared
+  with spaces normalized; comments and blank lines are ignored).
+
+`--check` reports the leaks of every chapter without writing anything.
 """
 
 from __future__ import annotations
@@ -52,6 +62,23 @@ class UnrecognizedSolutionError(ValueError):
     """A cell still looks like it contains a solution after the known forms were removed."""
 
 
+class SolutionLeakError(ValueError):
+    """A cell that the student copy keeps computes or shows what a solution states."""
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One way a kept cell gives a solution away."""
+
+    notebook: str
+    cell: int  # index of the kept cell in the chapter notebook
+    kind: str  # "glue" or "code"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.notebook}, cell {self.cell}: {self.detail}"
+
+
 @dataclass
 class StudentNotebook:
     """A student copy and what was done to make it."""
@@ -85,6 +112,12 @@ def _strip_markdown(source: str, in_gated: bool) -> tuple[str, int, bool]:
     `in_gated` says whether a `{solution-start}` of an earlier cell is still open. Returns the
     new source, the number of solutions removed and whether a gated solution is still open.
     """
+    kept, _, removed, still_open = _split_markdown(source, in_gated)
+    return kept, removed, still_open
+
+
+def _split_markdown(source: str, in_gated: bool) -> tuple[str, str, int, bool]:
+    """`_strip_markdown`, also returning the removed (solution) text."""
     lines = source.splitlines(keepends=True)
     drop = [False] * len(lines)
     removed = 0
@@ -108,7 +141,9 @@ def _strip_markdown(source: str, in_gated: bool) -> tuple[str, int, bool]:
     if gate_start is not None:  # the gated solution goes on in the next cells
         drop[gate_start:] = [True] * (len(lines) - gate_start)
     kept = "".join(line for line, dropped in zip(lines, drop, strict=True) if not dropped)
-    return re.sub(r"\n{3,}", "\n\n", kept).strip() + "\n", removed, gate_start is not None
+    solution = "".join(line for line, dropped in zip(lines, drop, strict=True) if dropped)
+    kept = re.sub(r"\n{3,}", "\n\n", kept).strip() + "\n"
+    return kept, solution, removed, gate_start is not None
 
 
 def _check_no_leak(cell: nbformat.NotebookNode, where: str) -> None:
@@ -128,7 +163,17 @@ def _check_no_leak(cell: nbformat.NotebookNode, where: str) -> None:
 
 
 def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") -> StudentNotebook:
-    """A copy of `notebook` without solutions and without outputs."""
+    """A copy of `notebook` without solutions and without outputs.
+
+    Raises `SolutionLeakError` if a kept cell gives a solution away (`find_leaks`).
+    """
+    leaks = find_leaks(notebook, name)
+    if leaks:
+        raise SolutionLeakError(
+            f"{len(leaks)} kept cell(s) give a solution away; move the computation into a cell "
+            "tagged 'solution', or cite the value in the exercise statement if it is a given:\n"
+            + "\n".join(f"  {leak}" for leak in leaks)
+        )
     # a deep copy, with the cell ids that nbformat 4.5 requires added where an editor left none
     student = nbformat.from_dict(nbformat.validator.normalize(notebook)[1])
     cells = []
@@ -156,6 +201,103 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
     return StudentNotebook(student, count_exercises(notebook), removed)
 
 
+# `{glue:text}`name:format`, `{glue}`name``: the name a role cites.
+GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)")
+# glue("name", ...) or glue(f"prefix_{key}", ...) in code.
+GLUE_CALL = re.compile(r"\bglue\(\s*(f?)([\"'])(.+?)\2")
+MIN_CODE_LINE = 30  # shorter lines (`with torch.no_grad():`) are shared by unrelated code
+
+
+def _glued_names(code: str) -> list[re.Pattern]:
+    """Patterns of the names glued by `code` (an f-string's fields match any text)."""
+    patterns = []
+    for match in GLUE_CALL.finditer(code):
+        is_fstring, _, name = match.groups()
+        parts = re.split(r"\{[^}]*\}", name) if is_fstring else [name]
+        patterns.append(re.compile(".+".join(re.escape(part) for part in parts) + "$"))
+    return patterns
+
+
+def _code_lines(code: str) -> set[str]:
+    """The long lines of `code`, spaces normalized, comments and blank lines dropped."""
+    lines = set()
+    for line in code.splitlines():
+        line = " ".join(line.split("#")[0].split()) if not line.lstrip().startswith("#") else ""
+        if len(line) >= MIN_CODE_LINE:
+            lines.add(line)
+    return lines
+
+
+def _exercise_text(source: str) -> str:
+    """The text of the exercise directives of a Markdown cell."""
+    lines = source.splitlines(keepends=True)
+    return "".join(
+        "".join(lines[slice(*token.map)])
+        for token in _markdown.parse(source)
+        if _directive_name(token) in EXERCISE_DIRECTIVES and token.map
+    )
+
+
+def _fenced_code(markdown: str) -> list[str]:
+    """The code blocks (fences that are not directives) of a Markdown text, also those nested
+    in directives."""
+    blocks = []
+    for token in _markdown.parse(markdown):
+        if token.type == "fence" and not token.info.strip().startswith("{"):
+            blocks.append(token.content)
+        elif token.type in ("fence", "colon_fence"):  # a directive: look inside
+            blocks += _fenced_code(token.content)
+    return blocks
+
+
+def find_leaks(notebook: nbformat.NotebookNode, name: str = "notebook") -> list[Leak]:
+    """Kept cells that compute or show what a solution states (see the module's docstring)."""
+    solution_text, solution_code, exercise_text = [], [], []
+    kept_code: list[tuple[int, str]] = []
+    in_gated = False
+    for index, cell in enumerate(notebook.cells):
+        if SOLUTION_TAG in cell.metadata.get("tags", []):
+            solution_text.append(cell.source)
+            solution_code.append(cell.source)
+        elif cell.cell_type == "markdown":
+            exercise_text.append(_exercise_text(cell.source))
+            _, solution, _, in_gated = _split_markdown(cell.source, in_gated)
+            solution_text.append(solution)
+            solution_code += _fenced_code(solution)
+        elif in_gated:
+            solution_text.append(cell.source)
+            solution_code.append(cell.source)
+        else:
+            kept_code.append((index, cell.source))
+    givens = set(GLUE_ROLE.findall("\n".join(exercise_text)))
+    cited = set(GLUE_ROLE.findall("\n".join(solution_text))) - givens
+    # a name that a solution cell glues by its full name is that cell's; an f-string glue in a
+    # kept cell (`f"{prefix}_{key}"`) stands for the names no solution glues
+    glued_by_solutions = {
+        match.group(3) for code in solution_code for match in GLUE_CALL.finditer(code)
+        if not match.group(1)
+    }
+    leaks = []
+    for index, code in kept_code:
+        for match, pattern in zip(GLUE_CALL.finditer(code), _glued_names(code), strict=True):
+            is_fstring = bool(match.group(1))
+            leaks += [
+                Leak(name, index, "glue", f"glues `{glued}`, which a solution cites")
+                for glued in sorted(cited)
+                if pattern.match(glued) and not (is_fstring and glued in glued_by_solutions)
+            ]
+        lines = _code_lines(code)
+        for unit in solution_code:
+            shared = _code_lines(unit) & lines
+            if shared and len(shared) >= len(_code_lines(unit)) / 2:
+                leaks.append(
+                    Leak(name, index, "code", f"repeats {len(shared)} of the "
+                         f"{len(_code_lines(unit))} lines of a solution's code, e.g. "
+                         f"{sorted(shared)[0]!r}")
+                )
+    return leaks
+
+
 def write_student_notebooks(outdir: Path, notebooks: list[Path] | None = None) -> list[Path]:
     """Write the student copy of each notebook (default: every chapter) into `outdir`."""
     notebooks = notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -174,14 +316,34 @@ def write_student_notebooks(outdir: Path, notebooks: list[Path] | None = None) -
     return written
 
 
+def report_leaks(notebooks: list[Path] | None = None) -> int:
+    """Print the leaks of each notebook (default: every chapter); 1 if there is any."""
+    leaks = [
+        leak
+        for path in notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for leak in find_leaks(nbformat.read(path, as_version=4), path.name)
+    ]
+    for leak in leaks:
+        print(f"leak: {leak}")
+    print(f"{len(leaks)} leak(s) found")
+    return 1 if leaks else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("outdir", type=Path, help="folder for the student notebooks")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing: report the leaks of the notebooks given (no OUTDIR)")
+    parser.add_argument("outdir", type=Path, nargs="?", help="folder for the student notebooks")
     parser.add_argument("notebooks", type=Path, nargs="*", help="default: notebooks/*.ipynb")
     args = parser.parse_args(argv)
+    if args.check:
+        paths = [args.outdir, *args.notebooks] if args.outdir else None
+        return report_leaks(paths)
+    if args.outdir is None:
+        parser.error("name the folder for the student notebooks (or use --check)")
     try:
         write_student_notebooks(args.outdir, args.notebooks or None)
-    except UnrecognizedSolutionError as error:
+    except (UnrecognizedSolutionError, SolutionLeakError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

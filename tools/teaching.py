@@ -18,8 +18,10 @@ While the book builds it
 from __future__ import annotations
 
 import os
+import platform
 import zipfile
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,11 @@ from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective, SphinxRole
-from student_notebooks import write_student_notebooks
+from student_notebooks import (
+    SolutionLeakError,
+    UnrecognizedSolutionError,
+    write_student_notebooks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +94,12 @@ def write_student_zip(app: Sphinx, plain: BuildContext | None = None) -> None:
     folder = _student_dir(app)
     for old in folder.glob("*.ipynb"):
         old.unlink()
-    written = write_student_notebooks(folder, _chapter_notebooks(app))
+    written = []
+    for chapter in _chapter_notebooks(app):
+        try:
+            written += write_student_notebooks(folder, [chapter])
+        except (SolutionLeakError, UnrecognizedSolutionError) as error:  # an error under -W
+            logger.warning(f"[teaching] no student notebook for {chapter.name}: {error}")
     with zipfile.ZipFile(folder.parent / STUDENT_ZIP, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("aevb-student-notebooks/README.md", STUDENT_README)
         for path in written:
@@ -119,7 +130,8 @@ def run_student_notebooks_at_smoke_budget(app: Sphinx) -> None:
     app.env.teaching_smoke_seconds = {}  # type: ignore[attr-defined]
     if not app.config.teaching_smoke_times:
         return
-    cache = get_cache(str(_build_dir(app) / ".smoke_cache"))
+    # in the source's _build/, whatever --path-output says: the student edition shares it
+    cache = get_cache(str(Path(app.srcdir) / "_build" / ".smoke_cache"))
     paths = sorted(_student_dir(app).glob("*.ipynb"))
     known = {record.uri for record in cache.list_project_records()}
     for record in cache.list_project_records():
@@ -176,6 +188,8 @@ def register_executed_notebook(app: Sphinx, doctree: nodes.document) -> None:
     env = app.env
     if not str(env.doc2path(env.docname)).endswith(".ipynb"):
         return
+    if getattr(app.config, "student_edition", False):
+        return  # the student edition hands out the student notebooks only (student_edition.py)
     notebook = _with_outputs(app, env.docname)
     code_cells = [cell for cell in (notebook.cells if notebook else []) if cell.cell_type == "code"]
     if not any(cell.get("outputs") for cell in code_cells):
@@ -262,6 +276,18 @@ def pages_with_times(app: Sphinx, env: Any) -> list[str]:
     ]
 
 
+def build_machine() -> str:
+    """The processor, its logical CPUs and the versions the times were measured with."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()}, "
+            f"Python {platform.python_version()}, torch {version('torch')}")
+
+
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
@@ -301,6 +327,7 @@ class ChapterTimesTransform(SphinxPostTransform):
                 ]
             )
         table = nodes.table(classes=["chapter-times"])
+        table += nodes.title("", f"Measured on the machine that built this page: {build_machine()}")
         group = nodes.tgroup(cols=len(headers))
         table += group
         group += [nodes.colspec(colwidth=1) for _ in headers]
