@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import zipfile
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -30,13 +31,21 @@ from docutils import nodes
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 from myst_nb.sphinx_ import NbMetadataCollector
-from plain_notebooks import BuildContext, PlainNotebookError, build_context, plain_for_build
 from sphinx.addnodes import download_reference
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective, SphinxRole
-from student_notebooks import (
+
+# The command-line tools in tools/ do the work; this extension runs them during the build.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from plain_notebooks import (  # noqa: E402
+    BuildContext,
+    PlainNotebookError,
+    build_context,
+    plain_for_build,
+)
+from student_notebooks import (  # noqa: E402
     SolutionLeakError,
     UnrecognizedSolutionError,
     write_student_notebooks,
