@@ -41,7 +41,7 @@ from .factor_analysis import (
 )
 from .files import CorruptDataError, DataNotFoundError
 from .glue import glue
-from .judge import DigitJudge, digit_judge, train_digit_judge
+from .judge import DigitJudge, digit_judge, judge_steps, train_digit_judge
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
 from .mnist import (
     ImageData,
@@ -107,6 +107,7 @@ __all__ = [
     "image_grid",
     "importance_weighted_log_likelihood",
     "is_smoke",
+    "judge_steps",
     "kl_gaussians",
     "kl_mvn",
     "kl_standard_normal",

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .data import shuffled_batch_indices
 from .files import cache_dir
 from .mnist import bernoulli_binarize
+from .runtime import budget
 
 SIDE = 28
 MAX_SHIFT = 2  # pixels, in each direction
@@ -119,6 +120,11 @@ def train_digit_judge(
         optimizer.step()
         schedule.step()
     return judge.eval()
+
+
+def judge_steps() -> int:
+    """The judge's training budget in every chapter, so that they share one cached judge."""
+    return budget(full=1_500, smoke=30)
 
 
 def _fingerprint(*tensors: torch.Tensor, settings: dict[str, object]) -> str:
