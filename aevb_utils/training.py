@@ -102,6 +102,7 @@ def fit(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     lr_schedule: Callable[[int], float] | None = None,
     clip_grad_norm: float | None = None,
+    seconds: float | None = None,
     history: History | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -120,10 +121,16 @@ def fit(
         (e.g. `bernoulli_binarize` for dynamic binarization).
     lr_schedule: multiplies the learning rate; called with the number of steps taken before.
     clip_grad_norm: rescale the gradient to at most this norm before each step.
+    seconds: a time budget, for comparisons at equal time: stop after the first step at which
+        this call's training time (monitoring included) reaches `seconds`; `steps` is then the
+        most it may take, and the history's last step says how many it took. The count depends
+        on the machine's speed, so use it only where the time, not the count, is the budget.
     history: continue this history (a later phase of training): steps count on from its end.
     """
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be positive.")
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"seconds must be a positive time budget; got {seconds}.")
     device = choose_device() if device is None else torch.device(device)
     tensors = tuple(t.to(device) for t in as_tensors(train))
     valid_tensors = None if valid is None else tuple(t.to(device) for t in as_tensors(valid))
@@ -189,9 +196,12 @@ def fit(
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix_str(f"elbo={totals['elbo'] / totals['count']:.3f}", refresh=False)
-        if (step - first) % eval_every == 0 or step == first + steps:
+        out_of_time = seconds is not None and time.perf_counter() - start >= seconds
+        if (step - first) % eval_every == 0 or step == first + steps or out_of_time:
             record(step, totals["elbo"] / totals["count"], totals["grad_norm"] / totals["count"])
             totals = {"elbo": 0.0, "grad_norm": 0.0, "count": 0}
+        if out_of_time:
+            break
     bar.close()
     history.seconds += time.perf_counter() - start
     model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 
 import pytest
 import torch
@@ -378,3 +379,37 @@ def test_set_trainable_freezes_a_group():
     assert model.b.requires_grad
     _fit(model, torch.ones(4, 1), steps=5, batch_size=4, lr=0.1)
     assert model.b.item() > 0.1
+
+
+class SlowRecorder(Recorder):
+    """A Recorder whose every step takes at least `delay` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+
+    def elbo(self, x, *rest):
+        time.sleep(self.delay)
+        return super().elbo(x, *rest)
+
+
+def test_a_time_budget_stops_training_and_records_the_steps_taken():
+    x = torch.arange(20.0)[:, None]
+    model = SlowRecorder(delay=0.01)
+    history = _fit(model, x, steps=10_000, batch_size=5, eval_every=7, seconds=0.2)
+    taken = history.step[-1]
+    assert 10 <= taken < 10_000, "stopped by the clock, after at least 0.2 s of 10 ms steps"
+    assert len(model.batches) == taken
+    assert history.seconds >= 0.2
+    assert history.step[:-1] == list(range(0, taken, 7)), "records every 7 steps, then the last"
+
+
+def test_a_time_budget_longer_than_the_steps_changes_nothing():
+    x = torch.arange(20.0)[:, None]
+    history = _fit(Recorder(), x, steps=10, batch_size=5, eval_every=3, seconds=3600.0)
+    assert history.step == [0, 3, 6, 9, 10]
+
+
+def test_a_time_budget_must_be_positive():
+    with pytest.raises(ValueError, match="positive time budget"):
+        _fit(Recorder(), torch.ones(4, 1), steps=5, seconds=0.0)
