@@ -41,6 +41,7 @@ from .factor_analysis import (
 from .files import CorruptDataError, DataNotFoundError
 from .glue import glue
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
+from .mixture import DiagonalGaussianMixture, MixtureFit, fit_gaussian_mixture, mixture_m_step
 from .mnist import (
     ImageData,
     bernoulli_binarize,
@@ -75,9 +76,11 @@ __all__ = [
     "CorruptDataError",
     "Data",
     "DataNotFoundError",
+    "DiagonalGaussianMixture",
     "Estimate",
     "History",
     "ImageData",
+    "MixtureFit",
     "LocalGaussians",
     "NonFiniteELBOError",
     "as_tensors",
@@ -94,6 +97,7 @@ __all__ = [
     "em_step",
     "factor_analysis_data",
     "fit",
+    "fit_gaussian_mixture",
     "fixed_binarization",
     "fit_local_gaussians",
     "gaussian_entropy",
@@ -115,6 +119,7 @@ __all__ = [
     "marginal_covariance",
     "match_clusters",
     "mean_with_stderr",
+    "mixture_m_step",
     "mlp",
     "plot_confusion_matrix",
     "plot_learning_curves",
