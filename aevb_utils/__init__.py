@@ -43,6 +43,7 @@ from .files import CorruptDataError, DataNotFoundError
 from .glue import glue
 from .judge import DigitJudge, digit_judge, judge_steps, train_digit_judge
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
+from .mixture import DiagonalGaussianMixture, MixtureFit, fit_gaussian_mixture, mixture_m_step
 from .mnist import (
     ImageData,
     bernoulli_binarize,
@@ -78,9 +79,11 @@ __all__ = [
     "Data",
     "DigitJudge",
     "DataNotFoundError",
+    "DiagonalGaussianMixture",
     "Estimate",
     "History",
     "ImageData",
+    "MixtureFit",
     "LocalGaussians",
     "NonFiniteELBOError",
     "as_tensors",
@@ -98,6 +101,7 @@ __all__ = [
     "em_step",
     "factor_analysis_data",
     "fit",
+    "fit_gaussian_mixture",
     "fixed_binarization",
     "fit_local_gaussians",
     "gaussian_entropy",
@@ -120,6 +124,7 @@ __all__ = [
     "marginal_covariance",
     "match_clusters",
     "mean_with_stderr",
+    "mixture_m_step",
     "mlp",
     "plot_confusion_matrix",
     "plot_learning_curves",
