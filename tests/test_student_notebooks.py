@@ -8,7 +8,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -99,17 +98,9 @@ def test_exercises_kept_and_solutions_gone(students, chapter):
     nbformat.validate(student)
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
-def test_student_notebook_executes_under_smoke(students, chapter, monkeypatch):
-    monkeypatch.setenv("AEVB_SMOKE", "1")  # the kernel inherits the environment
-    student = student_copy(students, chapter)
-    client = NotebookClient(
-        student,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(ROOT / "notebooks")}},
-    )
-    client.execute()  # raises CellExecutionError on the first failing cell
+# Executing every student notebook at the smoke budget is the book build's job (the teaching
+# extension runs them to time them, and a failure there is a warning, so `-W` fails the build):
+# here it would run each chapter a second time beside nbval's run of the full chapter.
 
 
 def test_removes_colon_and_backtick_fences_with_nested_blocks():
