@@ -335,7 +335,8 @@ class ChapterTimesTransform(SphinxPostTransform):
                     nodes.Text(_seconds(smoke.get(docname.split("/")[-1]))),
                 ]
             )
-        table = nodes.table(classes=["chapter-times"])
+        # Sphinx numbers titled tables; a node made after parsing needs its own id.
+        table = nodes.table(classes=["chapter-times"], ids=["chapter-running-times"])
         table += nodes.title("", f"Measured on the machine that built this page: {build_machine()}")
         group = nodes.tgroup(cols=len(headers))
         table += group
