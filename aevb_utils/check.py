@@ -29,7 +29,9 @@ __all__ = [
     "optimal_baseline",
     "mean_field_gap",
     "continuous_bernoulli",
+    "unlabelled_elbo",
     "majority_at_least_hungarian",
+    "dropped_gradient",
     "elbo_estimator",
 ]
 
@@ -199,6 +201,40 @@ def continuous_bernoulli(
     return _passed("the continuous-Bernoulli log-likelihood and its normalizer")
 
 
+# --- chapter 7: the conditional VAE ------------------------------------------------------------
+
+
+def unlabelled_elbo(
+    bound: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> bool:
+    """ex-cvae-semisupervised: `bound(labelled_elbos [N, C], log_q_y [N, C], log_prior_y [C])
+    -> [N]`, the ELBO of an unlabelled digit, sum_y q(y | x) [L(x, y) + log p(y)] + H(q(y | x))."""
+    fn = _callable(bound, "unlabelled_elbo")
+    generator = torch.Generator().manual_seed(7)
+    n, classes = 6, 10
+    labelled = -100 + 10 * torch.randn(n, classes, generator=generator, dtype=torch.float64)
+    log_q = torch.randn(n, classes, generator=generator, dtype=torch.float64).log_softmax(-1)
+    log_prior = torch.randn(classes, generator=generator, dtype=torch.float64).log_softmax(-1)
+    q = log_q.exp()
+    expected = (q * (labelled + log_prior - log_q)).sum(-1)
+    answer = fn(labelled, log_q, log_prior)
+    if not isinstance(answer, torch.Tensor):
+        raise AnswerError(f"unlabelled_elbo: return a tensor of shape ({n},), got "
+                          f"{type(answer).__name__}")
+    log_mixture = torch.logsumexp(labelled + log_prior, dim=-1)
+    if answer.shape == expected.shape and torch.allclose(answer.double(), log_mixture):
+        raise AnswerError(
+            "unlabelled_elbo: this is log sum_y p(y) exp(L(x, y)), the bound at the best "
+            "q(y | x); the exercise's bound weights the labelled ELBOs by the classifier's "
+            "q(y | x) and adds its entropy"
+        )
+    _close(answer, expected, "unlabelled_elbo")
+    # The bound is tight in q exactly when q(y | x) is proportional to p(y) exp(L(x, y)).
+    best_q = (labelled + log_prior).log_softmax(-1)
+    _close(fn(labelled, best_q, log_prior), log_mixture, "unlabelled_elbo at the best q(y | x)")
+    return _passed("the ELBO of an unlabelled digit")
+
+
 # --- chapter 8: the Gaussian-mixture VAE ---------------------------------------------------------
 
 
@@ -215,6 +251,37 @@ def majority_at_least_hungarian(majority: float, hungarian: float) -> bool:
             "on; check that both use the same clusters and labels"
         )
     return _passed("majority vote >= one-to-one matching")
+
+
+# --- chapter 9: the variational RNN -------------------------------------------------------------
+
+
+def dropped_gradient(
+    compare: Callable[[torch.Tensor, torch.Tensor], tuple[float, float]],
+) -> bool:
+    """ex-vrnn-gru-gradient: `compare(true_gradient, cut_gradient) -> (dropped, cosine)`, the
+    norm of the part that `.sample()` drops as a share of the true gradient's norm,
+    |g - g_cut| / |g|, and the cosine between the two gradients."""
+    fn = _callable(compare, "dropped_gradient")
+    generator = torch.Generator().manual_seed(9)
+    true = torch.randn(50, generator=generator, dtype=torch.float64)
+    cut = 0.6 * true + 0.5 * torch.randn(50, generator=generator, dtype=torch.float64)
+    expected = torch.tensor([((true - cut).norm() / true.norm()).item(),
+                             torch.dot(true, cut).item() / (true.norm() * cut.norm()).item()],
+                            dtype=torch.float64)
+    answer = fn(true, cut)
+    try:
+        dropped, cosine = (float(v) for v in answer)
+    except (TypeError, ValueError):
+        raise AnswerError("dropped_gradient: return two numbers, (dropped share, cosine), got "
+                          f"{answer!r}") from None
+    if abs(dropped - (true - cut).norm().item() / cut.norm().item()) < 1e-9:
+        raise AnswerError("dropped_gradient: the share is measured against the true (.rsample()) "
+                          "gradient's norm, |g - g_cut| / |g|, not the cut one's")
+    _close(torch.tensor([dropped, cosine]), expected, "dropped_gradient (share, cosine)")
+    _close(torch.tensor([float(v) for v in fn(true, true)]), torch.tensor([0.0, 1.0]),
+           "dropped_gradient of two equal gradients")
+    return _passed("the share of the gradient that .sample() drops, and the cosine")
 
 
 # --- the capstone: an ELBO estimator of your own -------------------------------------------------

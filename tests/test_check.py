@@ -160,3 +160,45 @@ def non_finite(log_likelihood, x, mean, log_var):
 def test_elbo_estimator_catches_the_classic_mistakes(wrong, message):
     with pytest.raises(AnswerError, match=message):
         au.check.elbo_estimator(wrong, num_estimates=400)
+
+
+def test_unlabelled_elbo_passes_the_books_solution():
+    namespace = book_code("07_cvae.ipynb", "unlabelled_elbo")
+    assert au.check.unlabelled_elbo(namespace["unlabelled_elbo"])
+
+
+def test_unlabelled_elbo_fails_wrong_answers():
+    def no_entropy(labelled, log_q, log_prior):
+        return (log_q.exp() * (labelled + log_prior)).sum(-1)
+
+    def log_mixture(labelled, log_q, log_prior):  # the bound at the best q, whatever q is
+        return torch.logsumexp(labelled + log_prior, dim=-1)
+
+    def batch_mean(labelled, log_q, log_prior):
+        return (log_q.exp() * (labelled + log_prior - log_q)).sum(-1).mean()
+
+    for wrong, message in [(no_entropy, "unlabelled_elbo"), (log_mixture, "best q"),
+                           (batch_mean, "shape"), (None, "function itself")]:
+        with pytest.raises(AnswerError, match=message):
+            au.check.unlabelled_elbo(wrong)
+
+
+def test_dropped_gradient_passes_the_books_solution():
+    namespace = book_code("09_vrnn.ipynb", "compare_gradients")
+    assert au.check.dropped_gradient(namespace["compare_gradients"])
+
+
+def test_dropped_gradient_fails_wrong_answers():
+    def against_cut(true, cut):
+        return (true - cut).norm() / cut.norm(), torch.cosine_similarity(true, cut, dim=0)
+
+    def no_share(true, cut):
+        return (true - cut).norm(), torch.cosine_similarity(true, cut, dim=0)
+
+    def dot_not_cosine(true, cut):
+        return (true - cut).norm() / true.norm(), torch.dot(true, cut)
+
+    for wrong, message in [(against_cut, "true"), (no_share, "share, cosine"),
+                           (dot_not_cosine, "share, cosine"), (lambda t, c: 0.3, "two numbers")]:
+        with pytest.raises(AnswerError, match=message):
+            au.check.dropped_gradient(wrong)
