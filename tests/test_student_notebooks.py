@@ -302,3 +302,20 @@ def test_a_kept_cell_that_repeats_a_solutions_code_is_a_leak():
 def test_check_reports_the_leaks_of_the_chapters(capsys):
     status = main(["--check", str(CHAPTERS[0])])
     assert status == 0 and "0 leak(s) found" in capsys.readouterr().out
+
+
+def test_edition_check_counts_inline_code_outside_solutions_as_shown(tmp_path):
+    # Code that a kept paragraph quotes inline is on the student page too; only what the
+    # solutions alone say is secret.
+    from check_student_edition import split_ngrams
+
+    code = "GaussianTable(num_points, latent_dim, full_covariance=False)"
+    chapter = notebook_of(("md", f"The table (`{code}` in `new_model`) is diagonal."),
+                          solution_cell(f"model = {code}"))
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(chapter, path)
+    solution, shown = split_ngrams(path)
+    run = ("model", "gaussiantable", "num", "points", "latent", "dim", "full", "covariance")
+    assert run in solution
+    assert run[1:] + ("false",) in shown
+    assert run[1:] + ("false",) not in solution - shown

@@ -62,7 +62,9 @@ def split_ngrams(chapter: Path) -> tuple[set[tuple[str, ...]], set[tuple[str, ..
             elsewhere.append(kept)
         else:
             elsewhere.append(cell.source)
-    return ngrams("\n".join(solutions)), ngrams("\n".join(elsewhere))
+    shown = "\n".join(elsewhere)
+    # Inline code outside the solutions is shown on the page too: its words count as public.
+    return ngrams("\n".join(solutions)), ngrams(shown) | ngrams(shown.replace("`", " "))
 
 
 def secret_ngrams(chapters: list[Path]) -> set[tuple[str, ...]]:
