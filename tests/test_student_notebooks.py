@@ -319,3 +319,16 @@ def test_edition_check_counts_inline_code_outside_solutions_as_shown(tmp_path):
     assert run in solution
     assert run[1:] + ("false",) in shown
     assert run[1:] + ("false",) not in solution - shown
+
+
+def test_every_figure_cell_describes_its_image():
+    # A reader with a screen reader gets the figure's alt text (the browser test checks the
+    # built pages; this finds the cell before a build).
+    missing = [
+        f"{chapter.stem}, cell {i}"
+        for chapter in CHAPTERS
+        for i, cell in enumerate(nbformat.read(chapter, as_version=4).cells)
+        if cell.cell_type == "code" and re.search(r"plt\.show\(\)|au\.image_grid\(", cell.source)
+        and not cell.metadata.get("mystnb", {}).get("image", {}).get("alt")
+    ]
+    assert not missing, f"figure cells without mystnb.image.alt: {missing}"
