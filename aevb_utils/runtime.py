@@ -31,10 +31,16 @@ def choose_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def usable_cores() -> int:
+    """The number of cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_cpu_threads(n: int | None = None) -> int:
-    """Use `n` CPU threads for PyTorch (default: every core this process may use)."""
+    """Use `n` CPU threads for PyTorch. The default is OMP_NUM_THREADS when it is set (the book's
+    build sets it when it runs several chapters at once), else every core this process may use."""
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        n = int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cores()
     n = max(1, int(n or 1))
     torch.set_num_threads(n)
     return n

@@ -39,6 +39,9 @@ class History:
     valid_elbo: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    # fit(keep=...): a copy of the parameters after each of those steps, and the seconds it took
+    kept: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    kept_seconds: dict[int, float] = field(default_factory=dict)
 
     @property
     def last_step(self) -> int:
@@ -103,6 +106,7 @@ def fit(
     lr_schedule: Callable[[int], float] | None = None,
     clip_grad_norm: float | None = None,
     seconds: float | None = None,
+    keep: Iterable[int] = (),
     history: History | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -125,12 +129,16 @@ def fit(
         this call's training time (monitoring included) reaches `seconds`; `steps` is then the
         most it may take, and the history's last step says how many it took. The count depends
         on the machine's speed, so use it only where the time, not the count, is the budget.
+    keep: steps after which to keep a copy of the parameters (`history.kept[step]`, with the
+        training seconds up to it in `history.kept_seconds[step]`). With a constant learning
+        rate the copy after step n is the model that a run of n steps gives.
     history: continue this history (a later phase of training): steps count on from its end.
     """
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be positive.")
     if seconds is not None and not seconds > 0:
         raise ValueError(f"seconds must be a positive time budget; got {seconds}.")
+    keep = set(keep)
     device = choose_device() if device is None else torch.device(device)
     tensors = tuple(t.to(device) for t in as_tensors(train))
     valid_tensors = None if valid is None else tuple(t.to(device) for t in as_tensors(valid))
@@ -189,6 +197,9 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_schedule(step - 1)
         optimizer.step()
+        if step in keep:
+            history.kept[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            history.kept_seconds[step] = history.seconds + time.perf_counter() - start
 
         totals["elbo"] += value
         totals["grad_norm"] += grad_norm

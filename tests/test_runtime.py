@@ -73,14 +73,23 @@ def test_choose_device(monkeypatch):
     assert choose_device("cpu") == torch.device("cpu")
 
 
-def test_set_cpu_threads():
+def test_set_cpu_threads(monkeypatch):
     assert set_cpu_threads(3) == 3
     assert torch.get_num_threads() == 3
     assert set_cpu_threads(0) == 1
     assert torch.get_num_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert set_cpu_threads() == expected
     assert torch.get_num_threads() == expected
+
+
+def test_set_cpu_threads_follows_omp_num_threads(monkeypatch):
+    # The build runs several chapters at once and gives each kernel its share of the cores.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert set_cpu_threads() == 1
+    assert torch.get_num_threads() == 1
+    assert set_cpu_threads(2) == 2  # an explicit count wins
 
 
 def test_setup(monkeypatch, capsys):

@@ -413,3 +413,18 @@ def test_a_time_budget_longer_than_the_steps_changes_nothing():
 def test_a_time_budget_must_be_positive():
     with pytest.raises(ValueError, match="positive time budget"):
         _fit(Recorder(), torch.ones(4, 1), steps=5, seconds=0.0)
+
+
+def test_a_kept_copy_is_the_model_of_a_shorter_run(fa_data):
+    # With a constant learning rate, the parameters kept after step 10 of a 30-step run are
+    # those of a 10-step run: the equal-steps model comes free with the longer run.
+    short, long = (LinearGaussianVAE.random(3, 2, seed=0) for _ in range(2))
+    _fit(short, fa_data, steps=10, batch_size=50, lr=1e-2, seed=3)
+    history = _fit(long, fa_data, steps=30, batch_size=50, lr=1e-2, seed=3, keep=[10, 20])
+    assert sorted(history.kept) == [10, 20] == sorted(history.kept_seconds)
+    assert 0 < history.kept_seconds[10] <= history.kept_seconds[20] <= history.seconds
+    for name, value in short.state_dict().items():
+        assert torch.equal(history.kept[10][name], value)
+    final = long.state_dict()
+    assert any(not torch.equal(history.kept[10][name], final[name]) for name in final), (
+        "the copy is not the final model")

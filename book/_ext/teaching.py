@@ -4,9 +4,9 @@ While the book builds it
 
 - writes the student notebooks (`student_notebooks.py`) and zips them; the `{student-notebooks}`
   role links the zip;
-- executes every student notebook at the smoke budget (`AEVB_SMOKE=1`) with jupyter-cache in
-  `_build/.smoke_cache`, so a notebook runs again only when its code changes; a notebook that
-  fails is a build warning (an error under `-W`);
+- executes every student notebook at the smoke budget (`AEVB_SMOKE=1`, one per core at once)
+  with jupyter-cache in `_build/.smoke_cache`, so a notebook runs again only when its code
+  changes; a notebook that fails is a build warning (an error under `-W`);
 - offers each chapter's *executed* notebook (its outputs from the execution cache) as a
   download: an "executed .ipynb" entry in the page's download menu;
 - fills the `{chapter-times}` directive with a table of the chapters' measured running times;
@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import zipfile
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 import nbformat
 from docutils import nodes
 from jupyter_cache import get_cache
-from jupyter_cache.executors import load_executor
 from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.addnodes import download_reference
 from sphinx.application import Sphinx
@@ -39,6 +37,7 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 # The command-line tools in tools/ do the work; this extension runs them during the build.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from parallel_execution import run_notebooks, stale_notebooks, usable_cores  # noqa: E402
 from plain_notebooks import (  # noqa: E402
     BuildContext,
     PlainNotebookError,
@@ -119,47 +118,29 @@ def write_student_zip(app: Sphinx, plain: BuildContext | None = None) -> None:
     logger.info(f"[teaching] {len(written)} student notebooks in {folder.parent / STUDENT_ZIP}")
 
 
-@contextmanager
-def _environment(**values: str):
-    """Set environment variables for the kernels started inside the block."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_student_notebooks_at_smoke_budget(app: Sphinx) -> None:
     """Execute the student notebooks with AEVB_SMOKE=1 (cached) and record their times."""
     app.env.teaching_smoke_seconds = {}  # type: ignore[attr-defined]
     if not app.config.teaching_smoke_times:
         return
     # in the source's _build/, whatever --path-output says: the student edition shares it
-    cache = get_cache(str(Path(app.srcdir) / "_build" / ".smoke_cache"))
+    cache_path = str(Path(app.srcdir) / "_build" / ".smoke_cache")
+    cache = get_cache(cache_path)
     paths = sorted(_student_dir(app).glob("*.ipynb"))
-    known = {record.uri for record in cache.list_project_records()}
     for record in cache.list_project_records():
         if not Path(record.uri).exists():
             cache.remove_nb_from_project(record.uri)
-    for path in paths:
-        if str(path) not in known:
-            cache.add_nb_to_project(str(path))
-    executor = load_executor("local-serial", cache=cache, logger=logger)
-    with _environment(AEVB_SMOKE="1"):
-        result = executor.run_and_cache(
-            filter_uris=[str(path) for path in paths], timeout=SMOKE_TIMEOUT_S
+    stale = stale_notebooks(cache_path, paths)
+    if stale:
+        failed = run_notebooks(
+            stale, cache_path, workers=min(usable_cores(), len(stale)), timeout=SMOKE_TIMEOUT_S,
+            environment={"AEVB_SMOKE": "1"},
         )
-    for uri in result.excepted + result.errored:
-        traceback = cache.get_project_record(uri).traceback or ""
-        logger.warning(
-            f"[teaching] the student notebook {Path(uri).name} fails at the smoke budget:\n"
-            f"{traceback[-2000:]}"
-        )
+        for path, traceback in failed.items():
+            logger.warning(
+                f"[teaching] the student notebook {path.name} fails at the smoke budget:\n"
+                f"{traceback[-2000:]}"
+            )
     for path in paths:
         try:
             record = cache.match_cache_notebook(nbformat.read(path, as_version=4))
