@@ -28,11 +28,9 @@ from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 
+from aevb_utils.runtime import usable_cores
+
 logger = logging.getLogger(__name__)
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _execute(path: str, timeout: int | None, allow_errors: bool, environment: dict[str, str]):
@@ -96,6 +94,11 @@ def _order(paths: list[Path], srcdir: Path, first: list[str]) -> list[Path]:
     return sorted(paths, key=lambda path: rank.get(str(path), len(rank)))
 
 
+def worker_count(app: Sphinx, notebooks: int) -> int:
+    """Notebooks run at once: `parallel_notebooks` (0: one per core), at most `notebooks`."""
+    return min(app.config.parallel_notebooks or usable_cores(), notebooks)
+
+
 def execute_stale_chapters(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
     config = env.mystnb_config
     if config.execution_mode != "cache" or not config.execution_cache_path:
@@ -103,7 +106,7 @@ def execute_stale_chapters(app: Sphinx, env: BuildEnvironment, docnames: list[st
     paths = [Path(env.doc2path(name)) for name in docnames]
     paths = [path for path in paths if path.suffix == ".ipynb"]
     stale = stale_notebooks(str(config.execution_cache_path), paths)
-    workers = min(app.config.parallel_notebooks or usable_cores(), len(stale))
+    workers = worker_count(app, len(stale))
     if workers < 2:
         return  # nothing to gain: myst-nb executes it as it reads it
     logger.info(f"[parallel] executing {len(stale)} notebooks, {workers} at a time")

@@ -4,9 +4,10 @@ While the book builds it
 
 - writes the student notebooks (`student_notebooks.py`) and zips them; the `{student-notebooks}`
   role links the zip;
-- executes every student notebook at the smoke budget (`AEVB_SMOKE=1`, one per core at once)
-  with jupyter-cache in `_build/.smoke_cache`, so a notebook runs again only when its code
-  changes; a notebook that fails is a build warning (an error under `-W`);
+- executes every student notebook at the smoke budget (`AEVB_SMOKE=1`; as many at once as the
+  chapters, `parallel_notebooks`) with jupyter-cache in `_build/.smoke_cache`, so a notebook runs
+  again only when its code changes; a notebook that fails is a build warning (an error under
+  `-W`);
 - offers each chapter's *executed* notebook (its outputs from the execution cache) as a
   download: an "executed .ipynb" entry in the page's download menu;
 - fills the `{chapter-times}` directive with a table of the chapters' measured running times;
@@ -37,7 +38,7 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 # The command-line tools in tools/ do the work; this extension runs them during the build.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from parallel_execution import run_notebooks, stale_notebooks, usable_cores  # noqa: E402
+from parallel_execution import run_notebooks, stale_notebooks, worker_count  # noqa: E402
 from plain_notebooks import (  # noqa: E402
     BuildContext,
     PlainNotebookError,
@@ -133,7 +134,7 @@ def run_student_notebooks_at_smoke_budget(app: Sphinx) -> None:
     stale = stale_notebooks(cache_path, paths)
     if stale:
         failed = run_notebooks(
-            stale, cache_path, workers=min(usable_cores(), len(stale)), timeout=SMOKE_TIMEOUT_S,
+            stale, cache_path, workers=worker_count(app, len(stale)), timeout=SMOKE_TIMEOUT_S,
             environment={"AEVB_SMOKE": "1"},
         )
         for path, traceback in failed.items():
