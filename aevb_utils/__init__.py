@@ -12,6 +12,7 @@ from .densities import (
     bernoulli_log_likelihood,
     gaussian_entropy,
     gaussian_log_density,
+    kl_diagonal_to_full,
     kl_gaussians,
     kl_mvn,
     kl_standard_normal,
@@ -43,7 +44,13 @@ from .files import CorruptDataError, DataNotFoundError
 from .glue import glue
 from .judge import DigitJudge, digit_judge, judge_steps, train_digit_judge
 from .local_inference import LocalGaussians, fit_local_gaussians, local_elbo
-from .mixture import DiagonalGaussianMixture, MixtureFit, fit_gaussian_mixture, mixture_m_step
+from .mixture import (
+    DiagonalGaussianMixture,
+    GaussianMixture,
+    MixtureFit,
+    fit_gaussian_mixture,
+    mixture_m_step,
+)
 from .mnist import (
     ImageData,
     bernoulli_binarize,
@@ -81,6 +88,7 @@ __all__ = [
     "DataNotFoundError",
     "DiagonalGaussianMixture",
     "Estimate",
+    "GaussianMixture",
     "History",
     "ImageData",
     "MixtureFit",
@@ -112,6 +120,7 @@ __all__ = [
     "importance_weighted_log_likelihood",
     "is_smoke",
     "judge_steps",
+    "kl_diagonal_to_full",
     "kl_gaussians",
     "kl_mvn",
     "kl_standard_normal",

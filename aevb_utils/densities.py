@@ -61,6 +61,23 @@ def kl_mvn(
     )
 
 
+def kl_diagonal_to_full(
+    mean_q: torch.Tensor, log_var_q: torch.Tensor, mean_p: torch.Tensor, scale_tril_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_q, diag var_q) ‖ N(mean_p, L Lᵀ)) in closed form, with L = scale_tril_p lower
+    triangular with a positive diagonal; broadcasts like the means ([..., L] against [..., L, L]).
+
+    With A = L⁻¹ and d the dimension:
+    ½ [Σ_j var_q,j ‖A e_j‖² + ‖A (mean_q - mean_p)‖² - d + 2 Σ_j log L_jj - Σ_j log var_q,j].
+    """
+    eye = torch.eye(scale_tril_p.shape[-1], dtype=scale_tril_p.dtype, device=scale_tril_p.device)
+    inverse = torch.linalg.solve_triangular(scale_tril_p, eye, upper=False)  # A = L⁻¹
+    trace = (log_var_q.exp() * (inverse**2).sum(-2)).sum(-1)  # tr(Σ_p⁻¹ diag var_q)
+    whitened = (inverse @ (mean_q - mean_p).unsqueeze(-1)).squeeze(-1)
+    log_det_p = 2 * torch.diagonal(scale_tril_p, dim1=-2, dim2=-1).log().sum(-1)
+    return 0.5 * (trace + (whitened**2).sum(-1) - mean_q.shape[-1] + log_det_p - log_var_q.sum(-1))
+
+
 def kl_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, diag exp(log_var)) ‖ N(0, I)) in closed form, summed over the last dimension."""
     return 0.5 * (log_var.exp() + mean**2 - 1 - log_var).sum(-1)

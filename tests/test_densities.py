@@ -8,6 +8,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 from aevb_utils.densities import (
     bernoulli_log_likelihood,
     gaussian_log_density,
+    kl_diagonal_to_full,
     kl_gaussians,
     kl_standard_normal,
     reparameterize,
@@ -124,3 +125,22 @@ def test_bernoulli_log_likelihood_broadcasts_data_over_samples():
     x = torch.bernoulli(torch.full((4, 5), 0.5))
     expected = torch.stack([bernoulli_log_likelihood(logits[s], x) for s in range(3)])
     torch.testing.assert_close(bernoulli_log_likelihood(logits, x), expected)
+
+
+def test_kl_diagonal_to_full_matches_torch_and_broadcasts():
+    generator = torch.Generator().manual_seed(7)
+    mean_q = torch.randn(3, 5, 4, generator=generator, dtype=torch.float64)
+    log_var_q = torch.randn(3, 5, 4, generator=generator, dtype=torch.float64) * 0.5
+    mean_p = torch.randn(3, 1, 4, generator=generator, dtype=torch.float64)
+    raw = torch.randn(3, 1, 4, 4, generator=generator, dtype=torch.float64)
+    scale_tril = raw.tril(-1) + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1).exp())
+    got = kl_diagonal_to_full(mean_q, log_var_q, mean_p, scale_tril)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(mean_q, torch.diag_embed(log_var_q.exp())),
+        torch.distributions.MultivariateNormal(mean_p, scale_tril=scale_tril),
+    )
+    assert got.shape == (3, 5)
+    torch.testing.assert_close(got, expected)
+    diagonal = torch.diag_embed((0.5 * log_var_q[:, :1]).exp())  # p = q's own Gaussian
+    same = kl_diagonal_to_full(mean_q[:, :1], log_var_q[:, :1], mean_q[:, :1], diagonal)
+    torch.testing.assert_close(same, torch.zeros(3, 1, dtype=torch.float64))
