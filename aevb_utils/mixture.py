@@ -145,11 +145,12 @@ def fit_gaussian_mixture(
     finals = []
     for _ in range(restarts):
         mixture = _random_start(x, components, generator, covariance)
-        trace = [mixture.log_likelihood(x).mean().item()]
+        log_joint = mixture.log_joint(x)  # once per iteration: the trace and the E-step share it
+        trace = [torch.logsumexp(log_joint, dim=1).mean().item()]
         for _ in range(iterations):
-            q = mixture.responsibilities(x)
-            mixture = mixture_m_step(x, q, min_variance, covariance)
-            trace.append(mixture.log_likelihood(x).mean().item())
+            mixture = mixture_m_step(x, torch.softmax(log_joint, dim=1), min_variance, covariance)
+            log_joint = mixture.log_joint(x)
+            trace.append(torch.logsumexp(log_joint, dim=1).mean().item())
             if trace[-1] - trace[-2] < tolerance:
                 break
         finals.append(trace[-1])

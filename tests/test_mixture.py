@@ -103,7 +103,7 @@ def test_full_covariance_with_one_component_is_the_sample_covariance():
     assert torch.allclose(fit.mixture.log_likelihood(x), expected.log_prob(x))
 
 
-def test_full_covariance_recovers_tilted_clusters_that_diagonal_ones_split_wrongly():
+def test_full_covariance_separates_tilted_clusters_and_fits_them_better_than_diagonal():
     # Two parallel clusters, offset across their common long axis. Full covariances separate
     # them; a diagonal mixture cannot describe the tilt and scores a lower likelihood.
     generator = torch.Generator().manual_seed(4)
